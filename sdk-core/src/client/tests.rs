@@ -1,0 +1,403 @@
+use super::*;
+use crate::config::{BatchConfig, RetryConfig};
+use crate::delivery::Transport;
+
+const T0: Millis = 1_795_512_600_000;
+
+fn config() -> Config {
+    let mut c = Config::new("https://collector.test", "wk");
+    c.batch = BatchConfig { max_events: 3, max_bytes: 60_000, max_age_ms: 5_000, max_in_flight: 1 };
+    c.retry = RetryConfig { base_backoff_ms: 1_000, max_backoff_ms: 8_000, max_attempts: 3, ..RetryConfig::default() };
+    c
+}
+
+fn client() -> Client {
+    Client::new(config(), [9; 16]).unwrap()
+}
+
+/// Deterministic distinct random bytes per call.
+fn rnd(n: u8) -> [u8; 16] {
+    [n; 16]
+}
+
+fn ids_of(u: &Upload) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(&u.body).unwrap();
+    v["batch"].as_array().unwrap().iter().map(|e| e["messageId"].as_str().unwrap().to_owned()).collect()
+}
+
+fn upload(c: &mut Client, now: Millis) -> Upload {
+    match c.next_upload(now) {
+        NextUpload::Upload(u) => u,
+        other => panic!("expected an upload, got {other:?}"),
+    }
+}
+
+fn status(code: u16) -> Outcome {
+    Outcome::Status { code, retry_after: None }
+}
+
+#[test]
+fn a_small_batch_waits_for_its_age_then_goes_in_one_request() {
+    let mut c = client();
+    assert_eq!(c.poll_timeout(T0), Some(0), "a fresh identity must be persisted");
+    let p = c.take_persist(T0, false);
+    assert!(matches!(p.identity, Some(Store::Write(_))) && p.queue.is_none());
+    assert_eq!(c.poll_timeout(T0), None, "no timer while nothing is queued");
+
+    let id = c.track("Product Viewed", Some(r#"{"sku":"S1"}"#), T0, rnd(1)).unwrap();
+    assert_eq!(c.next_upload(T0 + 10), NextUpload::WaitUntil(T0 + 5_000));
+    assert_eq!(c.poll_timeout(T0 + 10), Some(T0 + 1_000), "persist debounce comes first");
+    let u = upload(&mut c, T0 + 5_000);
+    assert_eq!(u.url, "https://collector.test/v1/batch");
+    assert_eq!(u.transport, Transport::Fetch);
+    assert!(u.headers.contains(&("Authorization".into(), "Basic d2s6".into())), "{:?}", u.headers);
+    assert!(u.headers.contains(&("Content-Type".into(), "application/json".into())));
+    let body: serde_json::Value = serde_json::from_slice(&u.body).unwrap();
+    assert_eq!(body["sentAt"], "2026-11-24T09:30:05.000Z");
+    assert_eq!(body["batch"][0]["event"], "Product Viewed");
+    assert_eq!(ids_of(&u), vec![id]);
+    assert_eq!(c.next_upload(T0 + 5_001), NextUpload::Idle, "one upload in flight at a time");
+
+    c.upload_finished(u.id, status(200), T0 + 5_100, 0).unwrap();
+    let s = c.stats();
+    assert_eq!((s.accepted, s.delivered, s.queued, s.uploads), (1, 1, 0, 1));
+    assert_eq!(c.take_persist(T0 + 5_100, false).queue, Some(Store::Remove));
+    assert_eq!(c.poll_timeout(T0 + 5_100), None);
+    assert_eq!(c.upload_finished(u.id, status(200), T0, 0), Err(DeliveryError::UnknownUpload(u.id)));
+}
+
+#[test]
+fn count_trigger_and_flush_send_without_waiting() {
+    let mut c = client();
+    for i in 0..4 {
+        c.track("E", None, T0, rnd(i)).unwrap();
+    }
+    let u = upload(&mut c, T0);
+    assert_eq!(u.events, 3);
+    c.upload_finished(u.id, status(200), T0, 0).unwrap();
+    assert_eq!(c.next_upload(T0), NextUpload::WaitUntil(T0 + 5_000));
+    c.flush();
+    assert_eq!(upload(&mut c, T0).events, 1);
+}
+
+#[test]
+fn server_errors_retry_with_backoff_keep_ids_and_give_up_after_max_attempts() {
+    let mut c = client();
+    c.track("E", None, T0, rnd(1)).unwrap();
+    c.flush();
+    let first = upload(&mut c, T0);
+    c.upload_finished(first.id, status(503), T0, 0).unwrap();
+    // failure 1: backoff between 500 and 1000 ms; jitter 0 gives 500
+    assert_eq!(c.next_upload(T0 + 1), NextUpload::WaitUntil(T0 + 500));
+    let second = upload(&mut c, T0 + 500);
+    assert_eq!(ids_of(&second), ids_of(&first), "messageIds are stable across retries");
+    let batch = |u: &Upload| serde_json::from_slice::<serde_json::Value>(&u.body).unwrap()["batch"].clone();
+    assert_eq!(batch(&second), batch(&first), "the events are identical; only sentAt changes");
+    c.upload_finished(second.id, status(500), T0 + 500, 1_000).unwrap();
+    // failure 2: 1000..=2000, jitter 1000 % 1001 → 1000 + 1000
+    assert_eq!(c.stats().backoff_until, Some(T0 + 500 + 2_000));
+    let third = upload(&mut c, T0 + 2_500);
+    c.upload_finished(third.id, status(502), T0 + 2_500, 0).unwrap();
+    let s = c.stats();
+    assert_eq!((s.dropped_max_attempts, s.queued, s.retries), (1, 0, 3));
+}
+
+#[test]
+fn retry_after_is_honoured_and_429_does_not_use_attempts() {
+    let mut c = client();
+    c.track("E", None, T0, rnd(1)).unwrap();
+    c.flush();
+    for i in 0..5u64 {
+        let now = T0 + i * 100_000;
+        let u = upload(&mut c, now);
+        c.upload_finished(u.id, Outcome::Status { code: 429, retry_after: Some("30".into()) }, now, 0)
+            .unwrap();
+        assert_eq!(c.next_upload(now + 1), NextUpload::WaitUntil(now + 30_000));
+        // a beacon must respect the server's request too
+        assert_eq!(c.next_beacon(now + 1, 65_536), None);
+    }
+    assert_eq!(c.stats().queued, 1, "429 does not count against maxAttempts");
+    // an absurd Retry-After is capped
+    let u = upload(&mut c, T0 + 10_000_000);
+    c.upload_finished(u.id, Outcome::Status { code: 503, retry_after: Some("99999999".into()) }, T0, 0)
+        .unwrap();
+    assert_eq!(c.stats().backoff_until, Some(T0 + config().retry.max_retry_after_ms));
+}
+
+#[test]
+fn permanent_4xx_drops_the_batch_and_413_halves_it_first() {
+    let mut c = client();
+    for i in 0..3 {
+        c.track("E", None, T0, rnd(i)).unwrap();
+    }
+    let u = upload(&mut c, T0);
+    c.upload_finished(u.id, status(413), T0, 0).unwrap();
+    let u = upload(&mut c, T0);
+    assert_eq!(u.events, 1, "3 events refused as too large → batches of 1");
+    c.upload_finished(u.id, status(413), T0, 0).unwrap();
+    assert_eq!(c.stats().dropped_rejected, 1, "a single event still too large is dropped");
+    c.flush();
+    let u = upload(&mut c, T0);
+    c.upload_finished(u.id, status(400), T0, 0).unwrap();
+    let s = c.stats();
+    assert_eq!((s.dropped_rejected, s.queued, s.backoff_until), (2, 1, None));
+    let u = upload(&mut c, T0);
+    c.upload_finished(u.id, status(200), T0, 0).unwrap();
+    // success restores the full batch size
+    for i in 10..13 {
+        c.track("E", None, T0, rnd(i)).unwrap();
+    }
+    assert_eq!(upload(&mut c, T0).events, 3);
+}
+
+#[test]
+fn network_errors_do_not_use_attempts_and_end_when_back_online() {
+    let mut c = client();
+    c.track("E", None, T0, rnd(1)).unwrap();
+    c.flush();
+    let mut now = T0;
+    for i in 0..10u64 {
+        now = T0 + i * 60_000;
+        let u = upload(&mut c, now);
+        c.upload_finished(u.id, Outcome::NetworkError, now, 0).unwrap();
+    }
+    assert_eq!(c.stats().queued, 1);
+    assert!(matches!(c.next_upload(now), NextUpload::WaitUntil(t) if t > now));
+    c.network_available();
+    assert!(matches!(c.next_upload(now), NextUpload::Upload(_)));
+}
+
+#[test]
+fn server_backoff_survives_back_online() {
+    let mut c = client();
+    c.track("E", None, T0, rnd(1)).unwrap();
+    c.flush();
+    let u = upload(&mut c, T0);
+    c.upload_finished(u.id, status(500), T0, 0).unwrap();
+    c.network_available();
+    assert_eq!(c.next_upload(T0), NextUpload::WaitUntil(T0 + 500));
+}
+
+#[test]
+fn events_expire_after_max_event_age() {
+    let mut c = client();
+    c.track("Old", None, T0, rnd(1)).unwrap();
+    let later = T0 + config().retry.max_event_age_ms + 1;
+    c.track("New", None, later, rnd(2)).unwrap();
+    c.flush();
+    let u = upload(&mut c, later);
+    assert_eq!(u.events, 1);
+    assert_eq!(c.stats().dropped_expired, 1);
+}
+
+#[test]
+fn beacons_carry_the_key_in_the_body_and_are_kept_until_confirmed() {
+    let mut c = client();
+    c.take_persist(T0, false);
+    for i in 0..5 {
+        c.track("E", None, T0, rnd(i)).unwrap();
+    }
+    let fetch = upload(&mut c, T0);
+    assert_eq!(fetch.events, 3);
+    let b = c.next_beacon(T0 + 1, 65_536).unwrap();
+    assert_eq!(b.transport, Transport::Beacon);
+    assert_eq!(b.events, 2, "events in flight are not beaconed again");
+    assert_eq!(b.headers, vec![("Content-Type".to_owned(), "text/plain;charset=UTF-8".to_owned())]);
+    let body: serde_json::Value = serde_json::from_slice(&b.body).unwrap();
+    assert_eq!(body["writeKey"], "wk");
+    c.upload_finished(b.id, Outcome::Handoff, T0 + 1, 0).unwrap();
+    assert_eq!(c.next_beacon(T0 + 2, 65_536), None);
+    // the hand-off stays in the snapshot (the page may die before delivery)
+    let snap = c.snapshot();
+    let mut other = Client::new(config(), [1; 16]).unwrap();
+    assert_eq!(other.restore(&snap, T0 + 3), Ok(5));
+    // ... and is forgotten once the grace period passed in a live page
+    c.upload_finished(fetch.id, status(200), T0 + 2, 0).unwrap();
+    assert_eq!(c.poll_timeout(T0 + 2), Some(T0 + 1_000), "the debounced persist comes before the grace period ends");
+    assert_eq!(c.stats().queued, 2);
+    assert_eq!(c.next_upload(T0 + 1 + 30_000), NextUpload::Idle);
+    assert_eq!(c.stats().queued, 0);
+    assert_eq!(c.stats().beaconed, 2);
+}
+
+#[test]
+fn a_refused_beacon_returns_its_events_without_penalty() {
+    let mut c = client();
+    c.track("E", None, T0, rnd(1)).unwrap();
+    let b = c.next_beacon(T0, 65_536).unwrap();
+    c.upload_finished(b.id, Outcome::NotSent, T0, 0).unwrap();
+    let s = c.stats();
+    assert_eq!((s.queued, s.retries, s.backoff_until), (1, 0, None));
+    assert_eq!(c.next_beacon(T0, 65_536).map(|b| b.events), Some(1));
+}
+
+#[test]
+fn beacon_batches_fit_the_body_limit() {
+    let mut c = client();
+    for i in 0..3 {
+        c.track("E", Some(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(400))), T0, rnd(i)).unwrap();
+    }
+    let b = c.next_beacon(T0, 1_200).unwrap();
+    assert!(b.body.len() <= 1_200, "{}", b.body.len());
+    assert_eq!(b.events, 1);
+}
+
+#[test]
+fn concurrent_uploads_never_share_an_event() {
+    let mut cfg = config();
+    cfg.batch.max_in_flight = 2;
+    let mut c = Client::new(cfg, [0; 16]).unwrap();
+    for i in 0..6 {
+        c.track("E", None, T0, rnd(i)).unwrap();
+    }
+    let a = upload(&mut c, T0);
+    let b = upload(&mut c, T0);
+    assert_eq!(c.next_upload(T0), NextUpload::Idle);
+    let (ia, ib) = (ids_of(&a), ids_of(&b));
+    assert!(ia.iter().all(|id| !ib.contains(id)));
+    c.upload_finished(b.id, status(200), T0, 0).unwrap();
+    c.upload_finished(a.id, Outcome::NetworkError, T0, 0).unwrap();
+    c.network_available();
+    assert_eq!(ids_of(&upload(&mut c, T0)), ia, "a failed batch is retried, not the delivered one");
+}
+
+#[test]
+fn snapshots_restore_every_unacknowledged_event_including_in_flight() {
+    let mut c = client();
+    let mut ids = vec![];
+    for i in 0..4 {
+        ids.push(c.track("E", None, T0, rnd(i)).unwrap());
+    }
+    let _in_flight = upload(&mut c, T0);
+    let p = c.take_persist(T0, true);
+    let (Some(Store::Write(queue)), Some(Store::Write(identity))) = (p.queue, p.identity) else {
+        panic!("expected both slots written")
+    };
+    // "crash": a new process restores
+    let mut d = Client::new(config(), [5; 16]).unwrap();
+    assert_ne!(d.identity().anonymous_id, c.identity().anonymous_id);
+    d.restore_identity(&identity).unwrap();
+    assert_eq!(d.identity(), c.identity());
+    assert_eq!(d.restore(&queue, T0 + 1), Ok(4));
+    assert_eq!(d.restore(&queue, T0 + 1), Ok(0), "restoring twice adds nothing");
+    let u = upload(&mut d, T0 + 1);
+    assert_eq!(ids_of(&u), ids[..3].to_vec(), "restored events are due at once, oldest first");
+    assert_eq!(d.stats().restored, 4);
+}
+
+#[test]
+fn corrupt_snapshots_change_nothing() {
+    let mut c = client();
+    c.track("E", None, T0, rnd(1)).unwrap();
+    let before = c.stats();
+    assert!(matches!(c.restore(b"{\"v\":1,\"events\":[{", T0), Err(SnapshotError::Corrupt(_))));
+    assert!(matches!(c.restore(br#"{"v":7}"#, T0), Err(SnapshotError::UnknownVersion { found: 7 })));
+    assert!(c.restore_identity(b"nope").is_err());
+    assert_eq!(c.stats(), before);
+}
+
+#[test]
+fn persisted_snapshot_respects_its_byte_cap() {
+    let mut cfg = config();
+    cfg.queue.max_persist_bytes = 33_000;
+    let mut c = Client::new(cfg, [0; 16]).unwrap();
+    for i in 0..100 {
+        c.track("E", Some(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(500))), T0, rnd(i)).unwrap();
+    }
+    let Some(Store::Write(bytes)) = c.take_persist(T0, true).queue else { panic!() };
+    assert!(bytes.len() <= 33_000);
+    let kept = crate::snapshot::decode(&bytes).unwrap().len();
+    assert!(kept > 0 && kept < 100);
+    assert_eq!(c.stats().not_persisted, 100 - kept);
+}
+
+#[test]
+fn persistence_is_debounced() {
+    let mut c = client();
+    c.take_persist(T0, false);
+    c.track("E", None, T0, rnd(1)).unwrap();
+    c.track("E", None, T0 + 300, rnd(2)).unwrap();
+    assert!(c.take_persist(T0 + 500, false).is_empty());
+    assert!(c.take_persist(T0 + 1_000, false).queue.is_some());
+    assert!(c.take_persist(T0 + 1_001, false).is_empty(), "nothing changed since");
+}
+
+#[test]
+fn bad_events_are_refused_and_never_queued() {
+    let mut c = client();
+    let long = "n".repeat(201);
+    assert!(matches!(c.track(&long, None, T0, rnd(1)), Err(EventError::NameTooLong { len: 201, max: 200, .. })));
+    assert!(matches!(c.track("", None, T0, rnd(1)), Err(EventError::Empty { .. })));
+    assert!(matches!(c.track("E", Some("[1]"), T0, rnd(1)), Err(EventError::NotAnObject { .. })));
+    let deep = format!("{}1{}", r#"{"a":"#.repeat(11), "}".repeat(11));
+    assert!(matches!(c.track("E", Some(&deep), T0, rnd(1)), Err(EventError::TooDeep { depth: 11, .. })));
+    let huge = format!(r#"{{"b":"{}"}}"#, "x".repeat(40_000));
+    assert!(matches!(c.track("E", Some(&huge), T0, rnd(1)), Err(EventError::TooLarge { .. })));
+    assert!(matches!(c.identify(" ", None, T0, rnd(1)), Err(EventError::Empty { .. })));
+    let s = c.stats();
+    assert_eq!((s.rejected, s.accepted, s.queued), (6, 0, 0));
+    assert_eq!(c.identity().user_id, None);
+}
+
+#[test]
+fn identify_and_page_shape_later_events() {
+    let mut c = client();
+    c.set_page(Page {
+        url: Some("https://shop.test/p/slacks?utm_source=mail".into()),
+        path: Some("/p/slacks".into()),
+        title: Some("Slacks".into()),
+        search: Some("?utm_source=mail".into()),
+        referrer: None,
+    });
+    c.set_environment(Environment { locale: Some("en-GB".into()), timezone: Some("Europe/London".into()), user_agent: Some("UA".into()) });
+    c.identify("user-1", Some(r#"{"email":"a@example.com"}"#), T0, rnd(1)).unwrap();
+    c.page(None, Some(r#"{"title":"Override","extra":1}"#), T0, rnd(2)).unwrap();
+    c.track("Order Completed", Some(r#"{"total":10}"#), T0, rnd(3)).unwrap();
+    assert_eq!(c.identity().user_id.as_deref(), Some("user-1"));
+    assert_eq!(c.identity().traits["email"], "a@example.com");
+    let u = upload(&mut c, T0);
+    let body: serde_json::Value = serde_json::from_slice(&u.body).unwrap();
+    let b = body["batch"].as_array().unwrap();
+    assert_eq!(b[0]["type"], "identify");
+    assert_eq!(b[0]["traits"]["email"], "a@example.com");
+    assert_eq!(b[1]["type"], "page");
+    assert_eq!(b[1]["properties"]["path"], "/p/slacks");
+    assert_eq!(b[1]["properties"]["title"], "Override");
+    assert_eq!(b[1]["properties"]["extra"], 1);
+    for e in b {
+        assert_eq!(e["userId"], "user-1");
+        assert_eq!(e["anonymousId"], c.identity().anonymous_id.as_str());
+        assert_eq!(e["context"]["campaign"]["source"], "mail");
+        assert_eq!(e["context"]["locale"], "en-GB");
+        assert_eq!(e["context"]["library"]["name"], "threadline-core");
+    }
+    c.screen("Home", None, T0, rnd(4)).unwrap();
+}
+
+#[test]
+fn a_full_queue_drops_the_oldest_and_counts() {
+    let mut cfg = config();
+    cfg.queue.max_events = 5;
+    let mut c = Client::new(cfg, [0; 16]).unwrap();
+    let ids: Vec<_> = (0..8).map(|i| c.track("E", None, T0, rnd(i)).unwrap()).collect();
+    let s = c.stats();
+    assert_eq!((s.queued, s.dropped_queue_full), (5, 3));
+    c.flush();
+    assert_eq!(ids_of(&upload(&mut c, T0)), ids[3..6].to_vec());
+}
+
+#[test]
+fn hand_over_gives_up_the_queue_to_another_tab() {
+    let mut c = client();
+    for i in 0..4 {
+        c.track("E", None, T0, rnd(i)).unwrap();
+    }
+    let u = upload(&mut c, T0);
+    assert_eq!(c.hand_over(T0), 4);
+    let s = c.stats();
+    assert_eq!((s.queued, s.handed_over), (0, 4));
+    // the upload still in flight may finish; it changes nothing
+    c.upload_finished(u.id, status(200), T0, 0).unwrap();
+    assert_eq!(c.stats().delivered, 0);
+    assert_eq!(c.take_persist(T0, true).queue, Some(Store::Remove));
+}

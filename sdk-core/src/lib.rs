@@ -1,0 +1,34 @@
+//! Threadline's core: the rules for collecting, holding and delivering
+//! customer events, shared by the web (WebAssembly) and mobile (UniFFI)
+//! bindings so every platform behaves the same.
+//!
+//! The core is sans-I/O: it never reads a clock, a random source, the
+//! network or the disk. Each call takes the current time in milliseconds and,
+//! where needed, caller-supplied random bytes, and returns what the binding
+//! must perform: an HTTP upload to send, bytes to store, when to call back.
+//! See [`Client`] for the loop a binding runs.
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
+)]
+
+pub mod client;
+pub mod config;
+pub mod context;
+pub mod delivery;
+pub mod event;
+pub mod identity;
+mod queue;
+pub mod snapshot;
+pub mod stats;
+pub mod time;
+
+pub use client::{Client, Persist, Store};
+pub use config::{BatchConfig, Config, ConfigError, Library, Limits, QueueConfig, RetryConfig};
+pub use context::{Campaign, Environment, Page};
+pub use delivery::{DeliveryError, NextUpload, Outcome, Transport, Upload};
+pub use event::EventError;
+pub use identity::Identity;
+pub use snapshot::SnapshotError;
+pub use stats::Stats;
+pub use time::Millis;

@@ -1,0 +1,159 @@
+//! Versioned snapshots of the queue, so a binding can save it (localStorage,
+//! a file) and a later process can send what this one could not. A snapshot
+//! we cannot read is refused whole with a typed error: half-trusting a corrupt
+//! one could put a broken event into a batch and lose the good ones with it.
+//!
+//! Format v1 (JSON): `{"v":1,"events":[{"id":"<messageId>","t":<created ms>,
+//! "a":<attempts>,"e":<the event JSON>}, ...]}`, oldest first.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::time::Millis;
+
+pub const VERSION: u32 = 1;
+
+/// Larger input is refused before parsing; no configuration persists this much.
+pub const MAX_SNAPSHOT_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is corrupt and was discarded: {0}")]
+    Corrupt(String),
+    #[error("snapshot has version {found}, this SDK reads version {VERSION}; it was discarded")]
+    UnknownVersion { found: u64 },
+    #[error("snapshot is {bytes} bytes, over the {MAX_SNAPSHOT_BYTES}-byte limit; it was discarded")]
+    TooLarge { bytes: usize },
+}
+
+#[derive(Serialize)]
+pub(crate) struct EventOut<'a> {
+    pub id: &'a str,
+    pub t: Millis,
+    pub a: u32,
+    pub e: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventIn<'a> {
+    #[serde(borrow)]
+    pub id: std::borrow::Cow<'a, str>,
+    pub t: Millis,
+    #[serde(default)]
+    pub a: u32,
+    #[serde(borrow)]
+    pub e: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    v: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct V1<'a> {
+    #[allow(dead_code)]
+    v: u64,
+    #[serde(borrow)]
+    events: Vec<EventIn<'a>>,
+}
+
+/// Writes a snapshot of `events`, oldest first, stopping before `max_bytes`
+/// would be exceeded; returns the bytes and how many events did not fit.
+pub(crate) fn encode<'a>(events: impl Iterator<Item = EventOut<'a>>, max_bytes: usize) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"v\":1,\"events\":[");
+    let mut left_out = 0;
+    let mut first = true;
+    for ev in events {
+        if left_out > 0 {
+            left_out += 1;
+            continue;
+        }
+        let Ok(item) = serde_json::to_vec(&ev) else {
+            left_out += 1;
+            continue;
+        };
+        if out.len() + item.len() + 3 > max_bytes {
+            left_out += 1;
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(&item);
+    }
+    out.extend_from_slice(b"]}");
+    (out, left_out)
+}
+
+/// Parses a snapshot and checks every event in it: an object with a
+/// non-empty id no longer than a UUID string form allows.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<EventIn<'_>>, SnapshotError> {
+    if bytes.len() > MAX_SNAPSHOT_BYTES {
+        return Err(SnapshotError::TooLarge { bytes: bytes.len() });
+    }
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+    if probe.v != u64::from(VERSION) {
+        return Err(SnapshotError::UnknownVersion { found: probe.v });
+    }
+    let snap: V1<'_> = serde_json::from_slice(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+    for (i, ev) in snap.events.iter().enumerate() {
+        if ev.id.is_empty() || ev.id.len() > 64 {
+            return Err(SnapshotError::Corrupt(format!("event {i} has an invalid id")));
+        }
+        if !ev.e.get().starts_with('{') {
+            return Err(SnapshotError::Corrupt(format!("event {i} is not a JSON object")));
+        }
+    }
+    Ok(snap.events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn round_trips_and_caps() {
+        let e1 = raw(r#"{"type":"track","event":"A"}"#);
+        let e2 = raw(r#"{"type":"track","event":"B"}"#);
+        let evs = || {
+            vec![
+                EventOut { id: "1", t: 5, a: 0, e: &e1 },
+                EventOut { id: "2", t: 6, a: 3, e: &e2 },
+            ]
+            .into_iter()
+        };
+        let (bytes, left) = encode(evs(), 1 << 20);
+        assert_eq!(left, 0);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!((&*back[1].id, back[1].t, back[1].a, back[1].e.get()), ("2", 6, 3, e2.get()));
+        let (small, left) = encode(evs(), 80);
+        assert_eq!(left, 1);
+        assert_eq!(decode(&small).unwrap().len(), 1);
+        let (empty, left) = encode(evs(), 10);
+        assert_eq!(left, 2);
+        assert_eq!(decode(&empty).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_trust() {
+        assert!(matches!(decode(b""), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode(b"{\"v\":1,\"events\":[{\"id\":\"x\""), Err(SnapshotError::Corrupt(_))));
+        assert_eq!(decode(br#"{"v":2,"events":[]}"#).err(), Some(SnapshotError::UnknownVersion { found: 2 }));
+        assert!(matches!(decode(br#"{"v":1,"events":[{"id":"","t":1,"e":{}}]}"#), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode(br#"{"v":1,"events":[{"id":"a","t":1,"e":[1]}]}"#), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode(br#"{"v":1,"events":[{"id":"a","t":-1,"e":{}}]}"#), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode(br#"{"v":1,"events":[],"x":1}"#), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode(&vec![b' '; MAX_SNAPSHOT_BYTES + 1]), Err(SnapshotError::TooLarge { .. })));
+        assert!(decode(br#"{"v":1,"events":[{"id":"a","t":1,"e":{"type":"track"}}]}"#).is_ok());
+    }
+}

@@ -1,0 +1,44 @@
+//! Counters a host can show and a privacy or reliability review can audit.
+//! Within one process lifetime they balance:
+//! `accepted + restored = delivered + beaconed + dropped* + handed_over + queued - unconfirmed`.
+
+use serde::Serialize;
+
+use crate::time::Millis;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Events that passed validation and entered the queue.
+    pub accepted: u64,
+    /// Calls refused with an `EventError`.
+    pub rejected: u64,
+    /// Events restored from snapshots (this tab's or an adopted one).
+    pub restored: u64,
+    /// Events held now, in any state.
+    pub queued: usize,
+    pub queued_bytes: usize,
+    pub in_flight: usize,
+    /// Events acknowledged by a 2xx.
+    pub delivered: u64,
+    /// Events handed to `sendBeacon` (no receipt; see `RetryConfig::beacon_confirm_ms`).
+    pub beaconed: u64,
+    /// Beaconed events still held in case the page dies before delivery.
+    pub unconfirmed: usize,
+    /// Uploads handed to the binding (fetch and beacon).
+    pub uploads: u64,
+    /// Uploads that failed and were scheduled again.
+    pub retries: u64,
+    pub dropped_queue_full: u64,
+    /// Dropped because the collector refused them for good (a 4xx).
+    pub dropped_rejected: u64,
+    pub dropped_max_attempts: u64,
+    pub dropped_expired: u64,
+    /// Given up because another tab adopted this page's stored queue.
+    pub handed_over: u64,
+    /// Events that did not fit in the last persisted snapshot.
+    pub not_persisted: usize,
+    pub last_status: Option<u16>,
+    /// When the next upload may start, if the client is backing off.
+    pub backoff_until: Option<Millis>,
+}

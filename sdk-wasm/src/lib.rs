@@ -1,0 +1,130 @@
+//! Threadline in the browser: the exported `Threadline` class wraps one
+//! sdk-core `Client` and the driver that performs its I/O.
+//!
+//! Errors the host caused (a bad argument) come back as `TypeError` or
+//! `RangeError` with a message naming the limit; nothing else throws. The
+//! npm package wraps this class and is what pages import.
+
+mod browser;
+mod driver;
+mod tabs;
+mod transport;
+
+use js_sys::{Promise, RangeError, TypeError};
+use sdk_core::{Client, Config, EventError};
+use wasm_bindgen::prelude::*;
+
+use crate::driver::{Shared, WebOptions};
+
+/// A host's mistake, as the JavaScript error class that fits it.
+fn event_error(e: EventError) -> JsValue {
+    let msg = e.to_string();
+    match e {
+        EventError::Empty { .. } | EventError::NotAnObject { .. } => TypeError::new(&msg).into(),
+        EventError::NameTooLong { .. } | EventError::TooDeep { .. } | EventError::TooLarge { .. } => {
+            RangeError::new(&msg).into()
+        }
+    }
+}
+
+fn busy() -> JsValue {
+    // Only reachable if a host calls us re-entrantly from inside one of our
+    // own callbacks; a plain Error keeps it distinct from argument errors.
+    js_sys::Error::new("threadline: client busy, call ignored").into()
+}
+
+#[wasm_bindgen]
+pub struct Threadline {
+    shared: Shared,
+}
+
+#[wasm_bindgen]
+impl Threadline {
+    /// `config` is the core configuration and `web` the browser options,
+    /// each as JSON. Restores stored events and identity, claims this tab's
+    /// queue, adopts the queues of closed tabs.
+    pub async fn create(config: String, web: String) -> Result<Threadline, JsValue> {
+        let config = Config::from_json(&config).map_err(|e| TypeError::new(&e.to_string()))?;
+        let web: WebOptions = if web.trim().is_empty() {
+            WebOptions::default()
+        } else {
+            serde_json::from_str(&web).map_err(|e| TypeError::new(&format!("browser options: {e}")))?
+        };
+        let mut rand = browser::RandomPool::new();
+        let core = Client::new(config, rand.bytes16()).map_err(|e| TypeError::new(&e.to_string()))?;
+        let shared = driver::start(core, web, rand).await;
+        Ok(Threadline { shared })
+    }
+
+    /// Records a `track` event; returns its messageId.
+    pub fn track(&self, name: &str, properties: Option<String>) -> Result<String, JsValue> {
+        let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
+        let now = browser::now_ms();
+        let random = d.rand.bytes16();
+        let id = d.core.track(name, properties.as_deref(), now, random).map_err(event_error)?;
+        d.after_call(&self.shared, now);
+        Ok(id)
+    }
+
+    /// Records a `page` event for the current location.
+    pub fn page(&self, name: Option<String>, properties: Option<String>) -> Result<String, JsValue> {
+        let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
+        if let Some(p) = browser::page() {
+            d.core.set_page(p);
+        }
+        let now = browser::now_ms();
+        let random = d.rand.bytes16();
+        let id = d
+            .core
+            .page(name.as_deref(), properties.as_deref(), now, random)
+            .map_err(event_error)?;
+        d.after_call(&self.shared, now);
+        Ok(id)
+    }
+
+    /// Attaches a known user id and traits; later events carry the user id.
+    pub fn identify(&self, user_id: &str, traits: Option<String>) -> Result<String, JsValue> {
+        let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
+        let now = browser::now_ms();
+        let random = d.rand.bytes16();
+        let id = d.core.identify(user_id, traits.as_deref(), now, random).map_err(event_error)?;
+        d.after_call(&self.shared, now);
+        Ok(id)
+    }
+
+    /// Re-reads `location` and `document.title` (after a client-side route
+    /// change) so later events carry the new page context.
+    #[wasm_bindgen(js_name = refreshPage)]
+    pub fn refresh_page(&self) {
+        if let (Ok(mut d), Some(p)) = (self.shared.try_borrow_mut(), browser::page()) {
+            d.core.set_page(p);
+        }
+    }
+
+    /// Sends what is queued now; resolves once nothing more can be sent
+    /// right away (all delivered, or waiting to retry).
+    pub fn flush(&self) -> Promise {
+        driver::flush(&self.shared)
+    }
+
+    /// Stores what is still queued for the next page and stops listening.
+    pub fn close(&self) {
+        driver::close(&self.shared);
+    }
+
+    /// Core and browser counters, as a JSON string.
+    pub fn stats(&self) -> String {
+        match self.shared.try_borrow() {
+            Ok(d) => d.stats_json().to_string(),
+            Err(_) => "{}".into(),
+        }
+    }
+
+    /// The ids events are sent with now, as a JSON string.
+    pub fn identity(&self) -> String {
+        match self.shared.try_borrow() {
+            Ok(d) => serde_json::to_string(d.core.identity()).unwrap_or_default(),
+            Err(_) => "{}".into(),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Performing the uploads the core hands out, with the browser's own stack:
+//! `fetch` (gzip by `CompressionStream` where available, `keepalive` while
+//! the body fits the browser's 64 KiB keepalive budget) and `sendBeacon`.
+//! Only outcomes come back; what they mean is decided in sdk-core.
+
+use js_sys::{Array, Reflect, Uint8Array};
+use sdk_core::Outcome;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, BlobPropertyBag, ReadableWritablePair, RequestCredentials, RequestInit, RequestMode, Response};
+
+use crate::browser::window;
+
+/// Browsers cap the bodies of all keepalive requests (and beacons) in flight
+/// at 64 KiB per page; stay a little under it.
+pub const KEEPALIVE_BUDGET: usize = 63 * 1024;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `CompressionStream` is behind `web_sys_unstable_apis`; this one
+    /// constructor is all we need.
+    #[wasm_bindgen(js_name = CompressionStream)]
+    type GzipStream;
+
+    #[wasm_bindgen(constructor, catch, js_class = "CompressionStream")]
+    fn new(format: &str) -> Result<GzipStream, JsValue>;
+}
+
+fn blob(bytes: &[u8], content_type: &str) -> Result<Blob, JsValue> {
+    let parts = Array::of1(&Uint8Array::from(bytes));
+    let bag = BlobPropertyBag::new();
+    bag.set_type(content_type);
+    Blob::new_with_u8_array_sequence_and_options(&parts, &bag)
+}
+
+/// Gzips `bytes` off the main thread. Fails where `CompressionStream` is
+/// missing (Safari before 16.4); the caller then sends the body as is.
+pub async fn gzip(bytes: &[u8]) -> Result<Vec<u8>, JsValue> {
+    let stream = GzipStream::new("gzip")?;
+    let piped = blob(bytes, "application/octet-stream")?
+        .stream()
+        .pipe_through(stream.unchecked_ref::<ReadableWritablePair>());
+    let response = Response::new_with_opt_readable_stream(Some(&piped))?;
+    let buf = JsFuture::from(response.array_buffer()?).await?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// One POST; any failure to get an HTTP answer is a network error.
+pub async fn fetch(
+    url: &str,
+    headers: &[(String, String)],
+    gzipped: bool,
+    body: &[u8],
+    keepalive: bool,
+    timeout_ms: u32,
+) -> Outcome {
+    match try_fetch(url, headers, gzipped, body, keepalive, timeout_ms).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::NetworkError,
+    }
+}
+
+async fn try_fetch(
+    url: &str,
+    headers: &[(String, String)],
+    gzipped: bool,
+    body: &[u8],
+    keepalive: bool,
+    timeout_ms: u32,
+) -> Result<Outcome, JsValue> {
+    let w = window().ok_or(JsValue::NULL)?;
+    let h = web_sys::Headers::new()?;
+    for (k, v) in headers {
+        h.append(k, v)?;
+    }
+    if gzipped {
+        h.append("Content-Encoding", "gzip")?;
+    }
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers_headers(&h);
+    init.set_body(&Uint8Array::from(body));
+    init.set_mode(RequestMode::Cors);
+    init.set_credentials(RequestCredentials::Omit);
+    if keepalive {
+        // keepalive lets the request finish if the page goes away meanwhile.
+        Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE)?;
+    }
+    let abort = web_sys::AbortController::new()?;
+    init.set_signal(Some(&abort.signal()));
+    let timer = gloo_timers::callback::Timeout::new(timeout_ms, move || abort.abort());
+    let result = JsFuture::from(w.fetch_with_str_and_init(url, &init)).await;
+    drop(timer);
+    let response: Response = result?.dyn_into()?;
+    // An opaque or failed response has status 0: treat as no answer.
+    let code = response.status();
+    if code == 0 {
+        return Ok(Outcome::NetworkError);
+    }
+    let retry_after = response.headers().get("Retry-After").ok().flatten();
+    // Drain the body so the connection can be reused; its content is unused.
+    if let Ok(p) = response.text() {
+        let _ = JsFuture::from(p).await;
+    }
+    Ok(Outcome::Status { code, retry_after })
+}
+
+/// `navigator.sendBeacon` with a text/plain body (no CORS preflight, which
+/// a beacon could not wait for). `false` when the browser refused it.
+pub fn beacon(url: &str, body: &[u8]) -> bool {
+    let Some(w) = window() else { return false };
+    let Ok(b) = blob(body, "text/plain;charset=UTF-8") else { return false };
+    w.navigator().send_beacon_with_opt_blob(url, Some(&b)).unwrap_or(false)
+}
