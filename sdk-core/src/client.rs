@@ -12,7 +12,6 @@
 //! 4. sleep until `poll_timeout`; no timer at all when it returns `None`.
 
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::config::{Config, ConfigError};
 use crate::context::{Context, Environment, Page};
@@ -123,19 +122,14 @@ impl Client {
             .map_or(Ok(()), |n| check_name("page name", n, limits))
             .and_then(|()| check_object("properties", properties, limits));
         let user = self.counted(r)?;
-        let mut merged = match self.context.page() {
-            Some(p) => match serde_json::to_value(p) {
-                Ok(Value::Object(m)) => m,
-                _ => Map::new(),
-            },
-            None => Map::new(),
+        let mut merged = match self.context.page().and_then(|p| serde_json::to_string(p).ok()) {
+            Some(page) => event::parse_object(&page),
+            None => event::Object::new(),
         };
         if let Some(user) = user {
-            if let Ok(m) = serde_json::from_str::<Map<String, Value>>(user.get()) {
-                merged.extend(m);
-            }
+            merged.extend(event::parse_object(user.get()));
         }
-        let merged = serde_json::to_string(&merged).ok().and_then(|s| RawValue::from_string(s).ok());
+        let merged = Some(event::object_json(&merged));
         self.record(Kind::Page { name }, merged.as_deref(), None, now, random)
     }
 
@@ -148,7 +142,8 @@ impl Client {
         random: [u8; 16],
     ) -> Result<String, EventError> {
         let limits = &self.config.limits;
-        let r = check_name("screen name", name, limits).and_then(|()| check_object("properties", properties, limits));
+        let r = check_name("screen name", name, limits)
+            .and_then(|()| check_object("properties", properties, limits));
         let props = self.counted(r)?;
         self.record(Kind::Screen { name }, props, None, now, random)
     }
@@ -165,12 +160,12 @@ impl Client {
         let limits = &self.config.limits;
         let r = check_name("user id", user_id, limits).and_then(|()| check_object("traits", traits, limits));
         let traits = self.counted(r)?;
-        let previous = std::mem::replace(&mut self.identity.user_id, Some(user_id.to_owned()));
+        let previous = self.identity.user_id.replace(user_id.to_owned());
         let result = self.record(Kind::Identify, None, traits, now, random);
         match &result {
             Ok(_) => {
-                if let Some(t) = traits.and_then(|t| serde_json::from_str::<Map<String, Value>>(t.get()).ok()) {
-                    self.identity.merge_traits(t);
+                if let Some(t) = traits {
+                    self.identity.merge_traits(event::parse_object(t.get()));
                 }
                 self.identity_dirty = true;
             }
@@ -209,9 +204,7 @@ impl Client {
         );
         let encoded = self.counted(encoded)?;
         let id = encoded.message_id.clone();
-        let dropped = self
-            .queue
-            .push(encoded.message_id.into_boxed_str(), encoded.json, now, now, 0);
+        let dropped = self.queue.push(encoded.message_id.into_boxed_str(), encoded.json, now, now, 0);
         self.stats.dropped_queue_full += dropped as u64;
         self.stats.accepted += 1;
         self.mark_dirty(now);
@@ -236,9 +229,7 @@ impl Client {
 
     pub fn next_upload(&mut self, now: Millis) -> NextUpload {
         self.housekeeping(now);
-        let next = self
-            .delivery
-            .next_upload(&mut self.queue, &self.config, &mut self.stats, now);
+        let next = self.delivery.next_upload(&mut self.queue, &mut self.stats, now);
         if matches!(next, NextUpload::Upload(_)) {
             self.mark_dirty(now);
         }
@@ -250,9 +241,7 @@ impl Client {
     /// until the browser refuses one (report [`Outcome::NotSent`] and stop).
     pub fn next_beacon(&mut self, now: Millis, max_body_bytes: usize) -> Option<Upload> {
         self.housekeeping(now);
-        let upload = self
-            .delivery
-            .next_beacon(&mut self.queue, &self.config, &mut self.stats, now, max_body_bytes);
+        let upload = self.delivery.next_beacon(&mut self.queue, &mut self.stats, now, max_body_bytes);
         if upload.is_some() {
             self.mark_dirty(now);
         }
@@ -267,15 +256,7 @@ impl Client {
         now: Millis,
         random: u32,
     ) -> Result<(), DeliveryError> {
-        self.delivery.finished(
-            &mut self.queue,
-            &self.config,
-            &mut self.stats,
-            id,
-            &outcome,
-            now,
-            random,
-        )?;
+        self.delivery.finished(&mut self.queue, &mut self.stats, id, &outcome, now, random)?;
         self.mark_dirty(now);
         Ok(())
     }
@@ -298,7 +279,7 @@ impl Client {
     /// The earliest time the binding must call back (`next_upload` and
     /// `take_persist`); `None` means no timer is needed.
     pub fn poll_timeout(&self, now: Millis) -> Option<Millis> {
-        let upload = self.delivery.due(&self.queue, &self.config, now);
+        let upload = self.delivery.due(&self.queue, now);
         let persist = self.persist_due();
         let beacon = self.queue.next_unconfirmed_expiry();
         [upload, persist, beacon].into_iter().flatten().min()
@@ -360,15 +341,14 @@ impl Client {
     /// by messageId, so adopting twice sends nothing twice. Restored events
     /// are due at once. Returns how many were added.
     pub fn restore(&mut self, bytes: &[u8], now: Millis) -> Result<usize, SnapshotError> {
-        let events = snapshot::decode(bytes)?;
+        let text = std::str::from_utf8(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+        let events = snapshot::decode(text)?;
         let mut added = 0;
         for ev in events {
             if self.queue.contains(&ev.id) {
                 continue;
             }
-            let dropped = self
-                .queue
-                .push(ev.id.into(), ev.e.get().into(), ev.t, 0, ev.a);
+            let dropped = self.queue.push(ev.id.into(), ev.e.get().into(), ev.t, 0, ev.a);
             self.stats.dropped_queue_full += dropped as u64;
             added += 1;
         }

@@ -9,23 +9,14 @@ use serde::{Deserialize, Serialize};
 pub enum ConfigError {
     #[error("configuration is not valid JSON for Threadline: {0}")]
     Json(String),
-    #[error("endpoint must be an absolute http(s) URL, got {0:?}")]
+    #[error("endpoint must be an absolute http(s) URL, got \"{0}\"")]
     InvalidEndpoint(String),
     #[error("writeKey must not be empty")]
     EmptyWriteKey,
     #[error("{field} must be at least {min}, got {value}")]
-    TooSmall {
-        field: &'static str,
-        min: u64,
-        value: u64,
-    },
+    TooSmall { field: &'static str, min: u64, value: u64 },
     #[error("{field} ({value}) must not exceed {limit_field} ({limit})")]
-    Inconsistent {
-        field: &'static str,
-        value: u64,
-        limit_field: &'static str,
-        limit: u64,
-    },
+    Inconsistent { field: &'static str, value: u64, limit_field: &'static str, limit: u64 },
 }
 
 /// Name and version of the SDK build that collected an event
@@ -40,10 +31,7 @@ pub struct Library {
 
 impl Default for Library {
     fn default() -> Self {
-        Library {
-            name: "threadline-core".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
+        Library { name: "threadline-core".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 }
 
@@ -62,11 +50,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_name_length: 200,
-            max_property_depth: 10,
-            max_event_bytes: 32 * 1024,
-        }
+        Limits { max_name_length: 200, max_property_depth: 10, max_event_bytes: 32 * 1024 }
     }
 }
 
@@ -112,12 +96,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig {
-            max_events: 100,
-            max_bytes: 60_000,
-            max_age_ms: 5_000,
-            max_in_flight: 1,
-        }
+        BatchConfig { max_events: 100, max_bytes: 60_000, max_age_ms: 5_000, max_in_flight: 1 }
     }
 }
 
@@ -198,11 +177,10 @@ impl Config {
     /// event can always be batched, queued and persisted.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ep = self.endpoint.trim();
-        let rest = ep
-            .strip_prefix("https://")
-            .or_else(|| ep.strip_prefix("http://"));
+        let rest = ep.strip_prefix("https://").or_else(|| ep.strip_prefix("http://"));
         match rest {
-            Some(host) if !host.is_empty() && !host.starts_with('/') && !ep.contains(char::is_whitespace) => {}
+            Some(host) if !host.is_empty() && !host.starts_with('/') && !ep.contains(char::is_whitespace) => {
+            }
             _ => return Err(ConfigError::InvalidEndpoint(self.endpoint.clone())),
         }
         if self.write_key.is_empty() {
@@ -237,12 +215,7 @@ impl Config {
             "batch.maxBytes (less the batch envelope and write key)",
             batch_room as u64,
         )?;
-        within(
-            "batch.maxBytes",
-            self.batch.max_bytes as u64,
-            "queue.maxBytes",
-            self.queue.max_bytes as u64,
-        )?;
+        within("batch.maxBytes", self.batch.max_bytes as u64, "queue.maxBytes", self.queue.max_bytes as u64)?;
         within(
             "batch.maxEvents",
             self.batch.max_events as u64,
@@ -284,7 +257,9 @@ mod tests {
 
     #[test]
     fn minimal_json_takes_defaults() {
-        let cfg = Config::from_json(r#"{"endpoint":"http://127.0.0.1:8787","writeKey":"k","batch":{"maxEvents":5}}"#);
+        let cfg = Config::from_json(
+            r#"{"endpoint":"http://127.0.0.1:8787","writeKey":"k","batch":{"maxEvents":5}}"#,
+        );
         let cfg = cfg.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.batch.max_events, 5);
         assert_eq!(cfg.batch.max_bytes, BatchConfig::default().max_bytes);
@@ -293,11 +268,7 @@ mod tests {
     #[test]
     fn refuses_bad_endpoints_keys_and_typos() {
         for ep in ["", "ftp://x", "http://", "https:///path", "127.0.0.1:80", "http://a b"] {
-            assert_eq!(
-                Config::new(ep, "k").validate(),
-                Err(ConfigError::InvalidEndpoint(ep.into())),
-                "{ep}"
-            );
+            assert_eq!(Config::new(ep, "k").validate(), Err(ConfigError::InvalidEndpoint(ep.into())), "{ep}");
         }
         assert_eq!(Config::new("http://x", "").validate(), Err(ConfigError::EmptyWriteKey));
         let typo = Config::from_json(r#"{"endpoint":"http://x","writeKey":"k","batch":{"size":5}}"#);
@@ -314,9 +285,6 @@ mod tests {
         ));
         let mut cfg = Config::new("http://x", "k");
         cfg.batch.max_events = 0;
-        assert_eq!(
-            cfg.validate(),
-            Err(ConfigError::TooSmall { field: "batch.maxEvents", min: 1, value: 0 })
-        );
+        assert_eq!(cfg.validate(), Err(ConfigError::TooSmall { field: "batch.maxEvents", min: 1, value: 0 }));
     }
 }

@@ -175,22 +175,31 @@ mod tests {
 
     #[test]
     fn parses_utm_parameters() {
-        let c = Campaign::from_query("?utm_source=news%20letter&utm_medium=email&utm_campaign=spring+sale&x=1&utm_source=other#frag")
-            .unwrap();
+        let c = Campaign::from_query(
+            "?utm_source=news%20letter&utm_medium=email&utm_campaign=spring+sale&x=1&utm_source=other#frag",
+        )
+        .unwrap();
         assert_eq!(c.source.as_deref(), Some("news letter"));
         assert_eq!(c.medium.as_deref(), Some("email"));
         assert_eq!(c.name.as_deref(), Some("spring sale"));
         assert_eq!(c.term, None);
         assert_eq!(Campaign::from_query("?q=slacks"), None);
         assert_eq!(Campaign::from_query(""), None);
-        assert_eq!(Campaign::from_query("utm_term=%E2%82%AC&utm_content=%ZZ").unwrap().term.as_deref(), Some("€"));
+        assert_eq!(
+            Campaign::from_query("utm_term=%E2%82%AC&utm_content=%ZZ").unwrap().term.as_deref(),
+            Some("€")
+        );
     }
 
     #[test]
     fn context_json_follows_changes() {
         let mut c = Context::new(Library { name: "threadline-web".into(), version: "1.0.0".into() });
         assert_eq!(c.json().get(), r#"{"library":{"name":"threadline-web","version":"1.0.0"}}"#);
-        c.set_environment(Environment { locale: Some("de-DE".into()), timezone: Some("Europe/Berlin".into()), user_agent: None });
+        c.set_environment(Environment {
+            locale: Some("de-DE".into()),
+            timezone: Some("Europe/Berlin".into()),
+            user_agent: None,
+        });
         c.set_page(Page {
             url: Some("https://shop.example/p/slacks?utm_source=ad".into()),
             path: Some("/p/slacks".into()),

@@ -16,7 +16,7 @@
 //! - an event in flight is never put in a second upload until the first one's
 //!   outcome is known, and keeps its messageId across retries.
 
-use crate::config::{Config, RetryConfig, ENVELOPE_BYTES};
+use crate::config::{BatchConfig, Config, RetryConfig, ENVELOPE_BYTES};
 use crate::queue::{Queue, State};
 use crate::stats::Stats;
 use crate::time::{iso8601, retry_after_ms, Millis};
@@ -120,10 +120,7 @@ fn classify(outcome: &Outcome, now: Millis) -> Verdict {
 /// a fleet of clients that failed together so they do not retry together.
 pub fn backoff_ms(failures: u32, random: u32, cfg: &RetryConfig) -> u64 {
     let shift = failures.saturating_sub(1).min(40);
-    let exp = cfg
-        .base_backoff_ms
-        .saturating_mul(1u64 << shift)
-        .min(cfg.max_backoff_ms);
+    let exp = cfg.base_backoff_ms.saturating_mul(1u64 << shift).min(cfg.max_backoff_ms);
     let half = exp / 2;
     half + u64::from(random) % (exp - half + 1)
 }
@@ -136,6 +133,8 @@ struct InFlight {
 
 #[derive(Debug)]
 pub(crate) struct Delivery {
+    batch: BatchConfig,
+    retry: RetryConfig,
     url: String,
     authorization: String,
     write_key_json: String,
@@ -158,6 +157,8 @@ impl Delivery {
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:", cfg.write_key));
         Delivery {
+            batch: cfg.batch.clone(),
+            retry: cfg.retry.clone(),
             url: cfg.batch_url(),
             authorization: format!("Basic {basic}"),
             write_key_json: serde_json::to_string(&cfg.write_key).unwrap_or_default(),
@@ -190,38 +191,34 @@ impl Delivery {
 
     /// When the next fetch upload is due; `None` when nothing is pending or
     /// the in-flight limit is reached (an outcome will wake the binding).
-    pub fn due(&self, queue: &Queue, cfg: &Config, now: Millis) -> Option<Millis> {
-        if self.in_flight.len() >= cfg.batch.max_in_flight {
+    pub fn due(&self, queue: &Queue, now: Millis) -> Option<Millis> {
+        if self.in_flight.len() >= self.batch.max_in_flight {
             return None;
         }
         let first = queue.first_pending()?;
         let ready = self.flush_through.is_some_and(|f| first.seq <= f)
             || queue.pending() >= self.batch_events
-            || queue.pending_bytes() + queue.pending() + ENVELOPE_BYTES >= cfg.batch.max_bytes;
-        let at = if ready {
-            now
-        } else {
-            first.enqueued.saturating_add(cfg.batch.max_age_ms)
-        };
+            || queue.pending_bytes() + queue.pending() + ENVELOPE_BYTES >= self.batch.max_bytes;
+        let at = if ready { now } else { first.enqueued.saturating_add(self.batch.max_age_ms) };
         Some(match self.backoff_until {
             Some(b) => at.max(b),
             None => at,
         })
     }
 
-    pub fn next_upload(&mut self, queue: &mut Queue, cfg: &Config, stats: &mut Stats, now: Millis) -> NextUpload {
-        if self
-            .flush_through
-            .is_some_and(|f| queue.first_pending().is_none_or(|e| e.seq > f))
-        {
+    pub fn next_upload(&mut self, queue: &mut Queue, stats: &mut Stats, now: Millis) -> NextUpload {
+        // A flush lasts until every event it covered is settled: one that
+        // failed and went back to pending still goes without waiting for
+        // the batch age.
+        if self.flush_through.is_some_and(|f| !queue.unsettled_through(f)) {
             self.flush_through = None;
         }
-        match self.due(queue, cfg, now) {
+        match self.due(queue, now) {
             None => NextUpload::Idle,
             Some(at) if at > now => NextUpload::WaitUntil(at),
             Some(_) => {
                 self.backoff_until = None;
-                let room = cfg.batch.max_bytes.saturating_sub(ENVELOPE_BYTES);
+                let room = self.batch.max_bytes.saturating_sub(ENVELOPE_BYTES);
                 NextUpload::Upload(self.build(queue, stats, Transport::Fetch, self.batch_events, room, now))
             }
         }
@@ -233,7 +230,6 @@ impl Delivery {
     pub fn next_beacon(
         &mut self,
         queue: &mut Queue,
-        cfg: &Config,
         stats: &mut Stats,
         now: Millis,
         max_body_bytes: usize,
@@ -242,7 +238,7 @@ impl Delivery {
             return None;
         }
         let room = max_body_bytes
-            .min(cfg.batch.max_bytes)
+            .min(self.batch.max_bytes)
             .saturating_sub(ENVELOPE_BYTES + self.write_key_json.len());
         Some(self.build(queue, stats, Transport::Beacon, self.batch_events, room, now))
     }
@@ -260,7 +256,8 @@ impl Delivery {
         self.next_id += 1;
         let events = queue.take(id, max_events, room);
         let n = events.len();
-        let mut body = String::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + ENVELOPE_BYTES);
+        let mut body =
+            String::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + ENVELOPE_BYTES);
         body.push_str("{\"batch\":[");
         for (i, e) in events.iter().enumerate() {
             if i > 0 {
@@ -287,14 +284,7 @@ impl Delivery {
         body.push('}');
         self.in_flight.push(InFlight { id, transport });
         stats.uploads += 1;
-        Upload {
-            id,
-            url: self.url.clone(),
-            headers,
-            body: body.into_bytes(),
-            events: n,
-            transport,
-        }
+        Upload { id, url: self.url.clone(), headers, body: body.into_bytes(), events: n, transport }
     }
 
     pub fn in_flight_uploads(&self) -> usize {
@@ -304,18 +294,13 @@ impl Delivery {
     pub fn finished(
         &mut self,
         queue: &mut Queue,
-        cfg: &Config,
         stats: &mut Stats,
         id: u64,
         outcome: &Outcome,
         now: Millis,
         random: u32,
     ) -> Result<(), DeliveryError> {
-        let pos = self
-            .in_flight
-            .iter()
-            .position(|u| u.id == id)
-            .ok_or(DeliveryError::UnknownUpload(id))?;
+        let pos = self.in_flight.iter().position(|u| u.id == id).ok_or(DeliveryError::UnknownUpload(id))?;
         let upload = self.in_flight.swap_remove(pos);
         if let Outcome::Status { code, .. } = outcome {
             stats.last_status = Some(*code);
@@ -327,10 +312,10 @@ impl Delivery {
                 self.failures = 0;
                 self.backoff_until = None;
                 self.retry_after_until = None;
-                self.batch_events = cfg.batch.max_events;
+                self.batch_events = self.batch.max_events;
             }
             Verdict::Handoff => {
-                let until = now.saturating_add(cfg.retry.beacon_confirm_ms);
+                let until = now.saturating_add(self.retry.beacon_confirm_ms);
                 stats.beaconed += queue.set_state_of(id, State::Unconfirmed { until }) as u64;
             }
             Verdict::NotSent => {
@@ -350,11 +335,10 @@ impl Delivery {
             }
             Verdict::Retry { counts, cause, retry_after } => {
                 if counts {
-                    let max = cfg.retry.max_attempts;
+                    let max = self.retry.max_attempts;
                     queue.for_upload(id, |e| e.attempts = e.attempts.saturating_add(1));
-                    stats.dropped_max_attempts += queue
-                        .remove_where(|e| in_upload(e) && e.attempts >= max)
-                        .len() as u64;
+                    stats.dropped_max_attempts +=
+                        queue.remove_where(|e| in_upload(e) && e.attempts >= max).len() as u64;
                 }
                 queue.set_state_of(id, State::Pending);
                 stats.retries += 1;
@@ -362,9 +346,9 @@ impl Delivery {
                 // only fetch failures drive the backoff.
                 if upload.transport == Transport::Fetch {
                     self.failures = self.failures.saturating_add(1);
-                    let mut delay = backoff_ms(self.failures, random, &cfg.retry);
+                    let mut delay = backoff_ms(self.failures, random, &self.retry);
                     if let Some(ra) = retry_after {
-                        let ra = ra.min(cfg.retry.max_retry_after_ms);
+                        let ra = ra.min(self.retry.max_retry_after_ms);
                         delay = delay.max(ra);
                         self.retry_after_until = Some(now.saturating_add(ra));
                     }
@@ -409,10 +393,22 @@ mod tests {
             Verdict::NotSent => "notsent",
         };
         for (code, want) in [
-            (200, "ok"), (204, "ok"), (400, "drop"), (401, "drop"), (404, "drop"),
-            (408, "retry"), (410, "retry"), (413, "shrink"), (429, "retry-free"),
-            (500, "retry"), (501, "drop"), (502, "retry"), (503, "retry"), (505, "drop"),
-            (511, "retry"), (302, "retry"),
+            (200, "ok"),
+            (204, "ok"),
+            (400, "drop"),
+            (401, "drop"),
+            (404, "drop"),
+            (408, "retry"),
+            (410, "retry"),
+            (413, "shrink"),
+            (429, "retry-free"),
+            (500, "retry"),
+            (501, "drop"),
+            (502, "retry"),
+            (503, "retry"),
+            (505, "drop"),
+            (511, "retry"),
+            (302, "retry"),
         ] {
             assert_eq!(kind(&st(code)), want, "status {code}");
         }

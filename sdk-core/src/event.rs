@@ -15,19 +15,11 @@ pub enum EventError {
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("{what} is {len} characters long; the limit limits.maxNameLength is {max}")]
-    NameTooLong {
-        what: &'static str,
-        len: usize,
-        max: usize,
-    },
+    NameTooLong { what: &'static str, len: usize, max: usize },
     #[error("{what} must be a JSON object: {reason}")]
     NotAnObject { what: &'static str, reason: String },
     #[error("{what} nest {depth} levels deep; the limit limits.maxPropertyDepth is {max}")]
-    TooDeep {
-        what: &'static str,
-        depth: usize,
-        max: usize,
-    },
+    TooDeep { what: &'static str, depth: usize, max: usize },
     #[error("the event is {bytes} bytes once serialised; the limit limits.maxEventBytes is {max}")]
     TooLarge { bytes: usize, max: usize },
 }
@@ -62,10 +54,7 @@ pub struct Encoded {
 /// UUID v4 from caller-supplied random bytes: the version and variant bits
 /// are set here, so any 16 bytes give a valid, unique-enough id.
 pub fn message_id(random: [u8; 16]) -> String {
-    uuid::Builder::from_random_bytes(random)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().to_string()
 }
 
 /// Checks a name or id against the length limit, counting characters (not
@@ -76,11 +65,7 @@ pub fn check_name(what: &'static str, name: &str, limits: &Limits) -> Result<(),
     }
     let len = name.chars().count();
     if len > limits.max_name_length {
-        return Err(EventError::NameTooLong {
-            what,
-            len,
-            max: limits.max_name_length,
-        });
+        return Err(EventError::NameTooLong { what, len, max: limits.max_name_length });
     }
     Ok(())
 }
@@ -93,10 +78,8 @@ pub fn check_object<'j>(
     limits: &Limits,
 ) -> Result<Option<&'j RawValue>, EventError> {
     let Some(json) = json else { return Ok(None) };
-    let raw: &RawValue = serde_json::from_str(json).map_err(|e| EventError::NotAnObject {
-        what,
-        reason: e.to_string(),
-    })?;
+    let raw: &RawValue =
+        serde_json::from_str(json).map_err(|e| EventError::NotAnObject { what, reason: e.to_string() })?;
     let text = raw.get();
     if !text.starts_with('{') {
         return Err(EventError::NotAnObject {
@@ -106,11 +89,7 @@ pub fn check_object<'j>(
     }
     let depth = json_depth(text);
     if depth > limits.max_property_depth {
-        return Err(EventError::TooDeep {
-            what,
-            depth,
-            max: limits.max_property_depth,
-        });
+        return Err(EventError::TooDeep { what, depth, max: limits.max_property_depth });
     }
     Ok(Some(raw))
 }
@@ -204,20 +183,30 @@ pub fn encode(parts: Parts<'_>, limits: &Limits) -> Result<Encoded, EventError> 
         timestamp: &timestamp,
         context: parts.context,
     };
-    let json = serde_json::to_string(&wire).map_err(|e| EventError::NotAnObject {
-        what: "event",
-        reason: e.to_string(),
-    })?;
+    let json = serde_json::to_string(&wire)
+        .map_err(|e| EventError::NotAnObject { what: "event", reason: e.to_string() })?;
     if json.len() > limits.max_event_bytes {
-        return Err(EventError::TooLarge {
-            bytes: json.len(),
-            max: limits.max_event_bytes,
-        });
+        return Err(EventError::TooLarge { bytes: json.len(), max: limits.max_event_bytes });
     }
-    Ok(Encoded {
-        message_id,
-        json: json.into_boxed_str(),
-    })
+    Ok(Encoded { message_id, json: json.into_boxed_str() })
+}
+
+/// A JSON object whose values stay unparsed: enough to merge traits or
+/// properties key by key without building (and shipping code for) a full
+/// `serde_json::Value` tree.
+pub type Object = std::collections::BTreeMap<String, Box<RawValue>>;
+
+/// Parses a JSON object (already checked by [`check_object`]).
+pub fn parse_object(json: &str) -> Object {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// Serialises an object back to raw JSON.
+pub fn object_json(object: &Object) -> Box<RawValue> {
+    serde_json::to_string(object)
+        .ok()
+        .and_then(|s| RawValue::from_string(s).ok())
+        .unwrap_or_else(empty_object)
 }
 
 pub(crate) fn empty_object() -> Box<RawValue> {
@@ -268,7 +257,10 @@ mod tests {
             check_object("properties", Some(r#"{"a":{"b":[1]}}"#), &l),
             Err(EventError::TooDeep { depth: 3, max: 2, .. })
         ));
-        assert!(matches!(check_object("traits", Some("[1]"), &l), Err(EventError::NotAnObject { what: "traits", .. })));
+        assert!(matches!(
+            check_object("traits", Some("[1]"), &l),
+            Err(EventError::NotAnObject { what: "traits", .. })
+        ));
         assert!(matches!(check_object("properties", Some("{"), &l), Err(EventError::NotAnObject { .. })));
         assert!(matches!(check_object("properties", Some("{} x"), &l), Err(EventError::NotAnObject { .. })));
     }

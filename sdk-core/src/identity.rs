@@ -3,19 +3,32 @@
 //! from the queue because it is shared by every tab and outlives the events.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::event::message_id;
+use crate::event::{message_id, Object};
 use crate::snapshot::SnapshotError;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Identity {
     pub anonymous_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub traits: Map<String, Value>,
+    /// Traits as raw JSON values by key (they are only stored and merged).
+    #[serde(skip_serializing_if = "Object::is_empty")]
+    pub traits: Object,
+}
+
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        self.anonymous_id == other.anonymous_id
+            && self.user_id == other.user_id
+            && self.traits.len() == other.traits.len()
+            && self
+                .traits
+                .iter()
+                .zip(&other.traits)
+                .all(|((ka, va), (kb, vb))| ka == kb && va.get() == vb.get())
+    }
 }
 
 /// The stored form: the identity plus a format version.
@@ -27,21 +40,17 @@ struct Stored<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    traits: Option<std::borrow::Cow<'a, Map<String, Value>>>,
+    traits: Option<std::borrow::Cow<'a, Object>>,
 }
 
 impl Identity {
     pub fn new(random: [u8; 16]) -> Self {
-        Identity {
-            anonymous_id: message_id(random),
-            user_id: None,
-            traits: Map::new(),
-        }
+        Identity { anonymous_id: message_id(random), user_id: None, traits: Object::new() }
     }
 
     /// Later traits overwrite earlier ones key by key, as in Segment's
     /// analytics.js, so `identify("u", {plan})` keeps a known `email`.
-    pub fn merge_traits(&mut self, traits: Map<String, Value>) {
+    pub fn merge_traits(&mut self, traits: Object) {
         self.traits.extend(traits);
     }
 
@@ -56,7 +65,8 @@ impl Identity {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Identity, SnapshotError> {
-        let s: Stored<'_> = serde_json::from_slice(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+        let s: Stored<'_> = serde_json::from_str(text).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
         if s.v != 1 {
             return Err(SnapshotError::UnknownVersion { found: s.v });
         }
@@ -79,17 +89,20 @@ mod tests {
     fn round_trips_and_merges() {
         let mut id = Identity::new([3; 16]);
         id.user_id = Some("u-1".into());
-        id.merge_traits(serde_json::from_str(r#"{"email":"a@b.c","plan":"free"}"#).unwrap());
-        id.merge_traits(serde_json::from_str(r#"{"plan":"pro"}"#).unwrap());
-        assert_eq!(id.traits["plan"], "pro");
-        assert_eq!(id.traits["email"], "a@b.c");
+        id.merge_traits(crate::event::parse_object(r#"{"email":"a@b.c","plan":"free"}"#));
+        id.merge_traits(crate::event::parse_object(r#"{"plan":"pro"}"#));
+        assert_eq!(id.traits["plan"].get(), r#""pro""#);
+        assert_eq!(id.traits["email"].get(), r#""a@b.c""#);
         assert_eq!(Identity::decode(&id.encode()).unwrap(), id);
     }
 
     #[test]
     fn refuses_bad_input() {
         assert!(Identity::decode(b"{").is_err());
-        assert!(matches!(Identity::decode(br#"{"v":9,"anonymousId":"a"}"#), Err(SnapshotError::UnknownVersion { found: 9 })));
+        assert!(matches!(
+            Identity::decode(br#"{"v":9,"anonymousId":"a"}"#),
+            Err(SnapshotError::UnknownVersion { found: 9 })
+        ));
         assert!(Identity::decode(br#"{"v":1,"anonymousId":""}"#).is_err());
     }
 }

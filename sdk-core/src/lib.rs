@@ -7,10 +7,7 @@
 //! where needed, caller-supplied random bytes, and returns what the binding
 //! must perform: an HTTP upload to send, bytes to store, when to call back.
 //! See [`Client`] for the loop a binding runs.
-#![cfg_attr(
-    test,
-    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod client;
 pub mod config;

@@ -16,7 +16,9 @@ pub(crate) enum State {
     InFlight(u64),
     /// Handed to `sendBeacon`; kept (and persisted) until `until` in case
     /// the page dies before the browser could deliver it.
-    Unconfirmed { until: Millis },
+    Unconfirmed {
+        until: Millis,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +96,15 @@ impl Queue {
                 _ => None,
             })
             .min()
+    }
+
+    /// Whether any event up to `seq` still awaits delivery (pending or in
+    /// flight). Entries are in sequence order, so this stops early.
+    pub fn unsettled_through(&self, seq: u64) -> bool {
+        self.entries
+            .iter()
+            .take_while(|e| e.seq <= seq)
+            .any(|e| matches!(e.state, State::Pending | State::InFlight(_)))
     }
 
     pub fn last_seq(&self) -> Option<u64> {
@@ -201,11 +212,7 @@ impl Queue {
             n += 1;
             size += cost;
         }
-        self.entries
-            .iter()
-            .filter(|e| e.state == State::InFlight(upload))
-            .map(|e| &*e.json)
-            .collect()
+        self.entries.iter().filter(|e| e.state == State::InFlight(upload)).map(|e| &*e.json).collect()
     }
 
     /// Moves the events of `upload` to a new state; returns how many moved.

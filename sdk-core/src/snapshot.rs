@@ -92,15 +92,15 @@ pub(crate) fn encode<'a>(events: impl Iterator<Item = EventOut<'a>>, max_bytes: 
 
 /// Parses a snapshot and checks every event in it: an object with a
 /// non-empty id no longer than a UUID string form allows.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<EventIn<'_>>, SnapshotError> {
-    if bytes.len() > MAX_SNAPSHOT_BYTES {
-        return Err(SnapshotError::TooLarge { bytes: bytes.len() });
+pub(crate) fn decode(text: &str) -> Result<Vec<EventIn<'_>>, SnapshotError> {
+    if text.len() > MAX_SNAPSHOT_BYTES {
+        return Err(SnapshotError::TooLarge { bytes: text.len() });
     }
-    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+    let probe: Probe = serde_json::from_str(text).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
     if probe.v != u64::from(VERSION) {
         return Err(SnapshotError::UnknownVersion { found: probe.v });
     }
-    let snap: V1<'_> = serde_json::from_slice(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+    let snap: V1<'_> = serde_json::from_str(text).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
     for (i, ev) in snap.events.iter().enumerate() {
         if ev.id.is_empty() || ev.id.len() > 64 {
             return Err(SnapshotError::Corrupt(format!("event {i} has an invalid id")));
@@ -125,35 +125,41 @@ mod tests {
         let e1 = raw(r#"{"type":"track","event":"A"}"#);
         let e2 = raw(r#"{"type":"track","event":"B"}"#);
         let evs = || {
-            vec![
-                EventOut { id: "1", t: 5, a: 0, e: &e1 },
-                EventOut { id: "2", t: 6, a: 3, e: &e2 },
-            ]
-            .into_iter()
+            vec![EventOut { id: "1", t: 5, a: 0, e: &e1 }, EventOut { id: "2", t: 6, a: 3, e: &e2 }]
+                .into_iter()
         };
         let (bytes, left) = encode(evs(), 1 << 20);
         assert_eq!(left, 0);
-        let back = decode(&bytes).unwrap();
+        let back = decode(std::str::from_utf8(&bytes).unwrap()).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!((&*back[1].id, back[1].t, back[1].a, back[1].e.get()), ("2", 6, 3, e2.get()));
         let (small, left) = encode(evs(), 80);
         assert_eq!(left, 1);
-        assert_eq!(decode(&small).unwrap().len(), 1);
+        assert_eq!(decode(std::str::from_utf8(&small).unwrap()).unwrap().len(), 1);
         let (empty, left) = encode(evs(), 10);
         assert_eq!(left, 2);
-        assert_eq!(decode(&empty).unwrap().len(), 0);
+        assert_eq!(decode(std::str::from_utf8(&empty).unwrap()).unwrap().len(), 0);
     }
 
     #[test]
     fn refuses_what_it_cannot_trust() {
-        assert!(matches!(decode(b""), Err(SnapshotError::Corrupt(_))));
-        assert!(matches!(decode(b"{\"v\":1,\"events\":[{\"id\":\"x\""), Err(SnapshotError::Corrupt(_))));
-        assert_eq!(decode(br#"{"v":2,"events":[]}"#).err(), Some(SnapshotError::UnknownVersion { found: 2 }));
-        assert!(matches!(decode(br#"{"v":1,"events":[{"id":"","t":1,"e":{}}]}"#), Err(SnapshotError::Corrupt(_))));
-        assert!(matches!(decode(br#"{"v":1,"events":[{"id":"a","t":1,"e":[1]}]}"#), Err(SnapshotError::Corrupt(_))));
-        assert!(matches!(decode(br#"{"v":1,"events":[{"id":"a","t":-1,"e":{}}]}"#), Err(SnapshotError::Corrupt(_))));
-        assert!(matches!(decode(br#"{"v":1,"events":[],"x":1}"#), Err(SnapshotError::Corrupt(_))));
-        assert!(matches!(decode(&vec![b' '; MAX_SNAPSHOT_BYTES + 1]), Err(SnapshotError::TooLarge { .. })));
-        assert!(decode(br#"{"v":1,"events":[{"id":"a","t":1,"e":{"type":"track"}}]}"#).is_ok());
+        assert!(matches!(decode(""), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode("{\"v\":1,\"events\":[{\"id\":\"x\""), Err(SnapshotError::Corrupt(_))));
+        assert_eq!(decode(r#"{"v":2,"events":[]}"#).err(), Some(SnapshotError::UnknownVersion { found: 2 }));
+        assert!(matches!(
+            decode(r#"{"v":1,"events":[{"id":"","t":1,"e":{}}]}"#),
+            Err(SnapshotError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"v":1,"events":[{"id":"a","t":1,"e":[1]}]}"#),
+            Err(SnapshotError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"v":1,"events":[{"id":"a","t":-1,"e":{}}]}"#),
+            Err(SnapshotError::Corrupt(_))
+        ));
+        assert!(matches!(decode(r#"{"v":1,"events":[],"x":1}"#), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode(&" ".repeat(MAX_SNAPSHOT_BYTES + 1)), Err(SnapshotError::TooLarge { .. })));
+        assert!(decode(r#"{"v":1,"events":[{"id":"a","t":1,"e":{"type":"track"}}]}"#).is_ok());
     }
 }

@@ -18,9 +18,7 @@ pub fn iso8601(ms: Millis) -> String {
     let ms = ms.min(MAX_RFC3339_MS);
     // `UNIX_EPOCH + d` only adds durations: it never reads the system clock,
     // so this is safe on wasm32-unknown-unknown where `SystemTime::now` panics.
-    let t = UNIX_EPOCH
-        .checked_add(Duration::from_millis(ms))
-        .unwrap_or(UNIX_EPOCH);
+    let t = UNIX_EPOCH.checked_add(Duration::from_millis(ms)).unwrap_or(UNIX_EPOCH);
     humantime::format_rfc3339_millis(t).to_string()
 }
 

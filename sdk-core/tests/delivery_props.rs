@@ -14,25 +14,39 @@ use sdk_core::{Client, Config, NextUpload, Outcome, Persist, Stats, Store, Uploa
 enum Reply {
     Ok,
     ServerError(u16),
-    RetryAfter { code: u16, secs: u16 },
+    RetryAfter {
+        code: u16,
+        secs: u16,
+    },
     /// The request timed out; `stored` says whether the collector got it.
-    Timeout { stored: bool },
+    Timeout {
+        stored: bool,
+    },
     Permanent(u16),
     TooLarge,
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Track { n: u8, pad: u16 },
+    Track {
+        n: u8,
+        pad: u16,
+    },
     Advance(u32),
     Pump,
-    Complete { pick: usize, reply: Reply, jitter: u32 },
+    Complete {
+        pick: usize,
+        reply: Reply,
+        jitter: u32,
+    },
     Flush,
     Online,
     /// The page is hidden: everything pending goes by beacon.
     Hide,
     /// The process dies; uploads in flight did or did not reach the server.
-    Restart { reached: bool },
+    Restart {
+        reached: bool,
+    },
 }
 
 fn reply(lossy: bool) -> impl Strategy<Value = Reply> {
@@ -230,7 +244,9 @@ impl Sim {
                         Outcome::Status { code: 200, retry_after: None }
                     }
                     Reply::ServerError(code) => Outcome::Status { code: *code, retry_after: None },
-                    Reply::RetryAfter { code, secs } => Outcome::Status { code: *code, retry_after: Some(secs.to_string()) },
+                    Reply::RetryAfter { code, secs } => {
+                        Outcome::Status { code: *code, retry_after: Some(secs.to_string()) }
+                    }
                     Reply::Timeout { stored } => {
                         if *stored {
                             self.receive(&u);
@@ -243,11 +259,14 @@ impl Sim {
                 self.client.upload_finished(u.id, outcome, self.now, jitter).unwrap();
                 // Only retryable replies set a new wait; others leave an
                 // earlier one (say a Retry-After) standing, as they should.
-                let retried = matches!(reply, Reply::ServerError(_) | Reply::RetryAfter { .. } | Reply::Timeout { .. });
+                let retried =
+                    matches!(reply, Reply::ServerError(_) | Reply::RetryAfter { .. } | Reply::Timeout { .. });
                 if let (true, Some(until)) = (retried, self.client.stats().backoff_until) {
                     let wait = until.saturating_sub(self.now);
                     let ra_cap = match reply {
-                        Reply::RetryAfter { secs, .. } => (u64::from(secs) * 1000).min(self.cfg.retry.max_retry_after_ms),
+                        Reply::RetryAfter { secs, .. } => {
+                            (u64::from(secs) * 1000).min(self.cfg.retry.max_retry_after_ms)
+                        }
                         _ => 0,
                     };
                     assert!(

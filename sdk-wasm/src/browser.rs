@@ -63,19 +63,12 @@ pub struct Store {
 
 impl Store {
     pub fn local(enabled: bool) -> Store {
-        let inner = if enabled {
-            window().and_then(|w| w.local_storage().ok().flatten())
-        } else {
-            None
-        };
+        let inner = if enabled { window().and_then(|w| w.local_storage().ok().flatten()) } else { None };
         Store { inner, failures: 0 }
     }
 
     pub fn session() -> Store {
-        Store {
-            inner: window().and_then(|w| w.session_storage().ok().flatten()),
-            failures: 0,
-        }
+        Store { inner: window().and_then(|w| w.session_storage().ok().flatten()), failures: 0 }
     }
 
     pub fn available(&self) -> bool {
@@ -113,10 +106,7 @@ impl Store {
     pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
         let Some(s) = &self.inner else { return Vec::new() };
         let n = s.length().unwrap_or(0);
-        (0..n)
-            .filter_map(|i| s.key(i).ok().flatten())
-            .filter(|k| k.starts_with(prefix))
-            .collect()
+        (0..n).filter_map(|i| s.key(i).ok().flatten()).filter(|k| k.starts_with(prefix)).collect()
     }
 }
 
@@ -164,11 +154,7 @@ impl RandomPool {
 
     /// A short random id for a tab, as hex.
     pub fn hex_id(&mut self) -> String {
-        self.bytes16()
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.bytes16().iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -65,6 +65,9 @@ const GZIP_MIN_BYTES: usize = 1024;
 
 pub type Shared = Rc<RefCell<Driver>>;
 
+/// A lifecycle listener we added, kept so `close` can remove it.
+type Listener = (EventTarget, &'static str, Closure<dyn FnMut(Event)>);
+
 pub struct Driver {
     pub core: Client,
     opts: WebOptions,
@@ -77,7 +80,7 @@ pub struct Driver {
     keepalive_bytes: usize,
     compress: bool,
     closed: bool,
-    listeners: Vec<(EventTarget, &'static str, Closure<dyn FnMut(Event)>)>,
+    listeners: Vec<Listener>,
     web: WebStats,
 }
 
@@ -175,14 +178,17 @@ impl Driver {
         self.persist(now, true);
     }
 
-    pub fn stats_json(&self) -> serde_json::Value {
+    /// The core's and the glue's counters as one JSON object, spliced as
+    /// text (no `serde_json::Value` tree, which would cost wasm size).
+    pub fn stats_json(&self) -> String {
         let mut web = self.web.clone();
         web.storage_failures = self.store.failures;
-        let mut v = serde_json::to_value(self.core.stats()).unwrap_or_default();
-        if let (Some(obj), Ok(serde_json::Value::Object(w))) = (v.as_object_mut(), serde_json::to_value(web)) {
-            obj.extend(w);
+        let core = serde_json::to_string(&self.core.stats()).unwrap_or_default();
+        let web = serde_json::to_string(&web).unwrap_or_default();
+        match (core.strip_suffix('}'), web.strip_prefix('{')) {
+            (Some(c), Some(w)) => format!("{c},{w}"),
+            _ => core,
         }
-        v
     }
 }
 
@@ -291,11 +297,7 @@ pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shar
         compress: opts.compress,
         closed: false,
         listeners: Vec::new(),
-        web: WebStats {
-            web_locks,
-            tab: tab.clone(),
-            ..WebStats::default()
-        },
+        web: WebStats { web_locks, tab: tab.clone(), ..WebStats::default() },
         tab,
         opts,
     };
@@ -329,9 +331,8 @@ pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shar
 
 /// Adopts the stored queues of tabs that are gone.
 pub async fn adopt_orphans(shared: &Shared) {
-    let Ok((prefix, mine, locks)) = shared
-        .try_borrow()
-        .map(|d| (d.key("q."), d.tab.clone(), d.web.web_locks))
+    let Ok((prefix, mine, locks)) =
+        shared.try_borrow().map(|d| (d.key("q."), d.tab.clone(), d.web.web_locks))
     else {
         return;
     };
@@ -396,7 +397,7 @@ fn listen(shared: &Shared) {
             }
         })
     };
-    let handlers: [(EventTarget, &'static str, Closure<dyn FnMut(Event)>); 4] = [
+    let handlers: [Listener; 4] = [
         (doc.into(), "visibilitychange", on(on_visibility)),
         (w.clone().into(), "pagehide", on(on_pagehide)),
         (w.clone().into(), "pageshow", on(on_pageshow)),

@@ -8,6 +8,8 @@
 mod browser;
 mod driver;
 mod tabs;
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests;
 mod transport;
 
 use js_sys::{Promise, RangeError, TypeError};
@@ -74,10 +76,7 @@ impl Threadline {
         }
         let now = browser::now_ms();
         let random = d.rand.bytes16();
-        let id = d
-            .core
-            .page(name.as_deref(), properties.as_deref(), now, random)
-            .map_err(event_error)?;
+        let id = d.core.page(name.as_deref(), properties.as_deref(), now, random).map_err(event_error)?;
         d.after_call(&self.shared, now);
         Ok(id)
     }
@@ -115,7 +114,7 @@ impl Threadline {
     /// Core and browser counters, as a JSON string.
     pub fn stats(&self) -> String {
         match self.shared.try_borrow() {
-            Ok(d) => d.stats_json().to_string(),
+            Ok(d) => d.stats_json(),
             Err(_) => "{}".into(),
         }
     }

@@ -26,7 +26,12 @@ extern "C" {
     type LockManager;
 
     #[wasm_bindgen(method, catch)]
-    fn request(this: &LockManager, name: &str, options: &Object, callback: &Function) -> Result<Promise, JsValue>;
+    fn request(
+        this: &LockManager,
+        name: &str,
+        options: &Object,
+        callback: &Function,
+    ) -> Result<Promise, JsValue>;
 }
 
 fn lock_manager() -> Option<LockManager> {

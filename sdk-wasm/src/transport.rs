@@ -8,7 +8,9 @@ use sdk_core::Outcome;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, BlobPropertyBag, ReadableWritablePair, RequestCredentials, RequestInit, RequestMode, Response};
+use web_sys::{
+    Blob, BlobPropertyBag, ReadableWritablePair, RequestCredentials, RequestInit, RequestMode, Response,
+};
 
 use crate::browser::window;
 

@@ -106,16 +106,10 @@ impl Config {
         if self.admin_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyAdminToken);
         }
-        for (flag, dir) in [
-            ("--static-dir", &self.static_dir),
-            ("--npm-dir", &self.npm_dir),
-        ] {
+        for (flag, dir) in [("--static-dir", &self.static_dir), ("--npm-dir", &self.npm_dir)] {
             if let Some(path) = dir {
                 if !path.is_dir() {
-                    return Err(ConfigError::NotADirectory {
-                        flag,
-                        path: path.clone(),
-                    });
+                    return Err(ConfigError::NotADirectory { flag, path: path.clone() });
                 }
             }
         }

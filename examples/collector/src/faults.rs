@@ -109,11 +109,7 @@ impl FaultSettings {
         for (name, value, max) in [
             ("latencyMs", self.latency_ms, MAX_LATENCY_MS),
             ("latencyJitterMs", self.latency_jitter_ms, MAX_LATENCY_MS),
-            (
-                "retryAfterSecs",
-                self.retry_after_secs,
-                MAX_RETRY_AFTER_SECS,
-            ),
+            ("retryAfterSecs", self.retry_after_secs, MAX_RETRY_AFTER_SECS),
         ] {
             if value > max {
                 return Err(FaultError::TooLarge { name, value, max });
@@ -212,13 +208,7 @@ impl FaultInjector {
     pub fn new(settings: FaultSettings, seed: Option<u64>) -> Result<Self, FaultError> {
         settings.validate()?;
         let seed = seed.unwrap_or_else(random_seed);
-        Ok(Self {
-            inner: Mutex::new(Inner {
-                settings,
-                rng: SmallRng::seed_from_u64(seed),
-            }),
-            seed,
-        })
+        Ok(Self { inner: Mutex::new(Inner { settings, rng: SmallRng::seed_from_u64(seed) }), seed })
     }
 
     /// The seed in use, so that a failing run can be reproduced with `--seed`.
@@ -260,25 +250,16 @@ impl FaultInjector {
                 DropPhase::After => true,
                 DropPhase::Mixed => rng.random_bool(0.5),
             };
-            FaultAction::Drop(if after {
-                DropPoint::AfterStore
-            } else {
-                DropPoint::BeforeStore
-            })
+            FaultAction::Drop(if after { DropPoint::AfterStore } else { DropPoint::BeforeStore })
         } else if draw < fail_until {
             FaultAction::Fail(pick_server_error(rng))
         } else if draw < rate_limit_until {
-            FaultAction::RateLimit {
-                retry_after_secs: settings.retry_after_secs,
-            }
+            FaultAction::RateLimit { retry_after_secs: settings.retry_after_secs }
         } else {
             FaultAction::Proceed
         };
 
-        FaultDecision {
-            delay: Duration::from_millis(delay_ms),
-            action,
-        }
+        FaultDecision { delay: Duration::from_millis(delay_ms), action }
     }
 
     /// Locks the state; a poisoned lock still holds valid settings (every update is a
@@ -361,26 +342,16 @@ mod tests {
         assert_eq!(updated.retry_after_secs, 1);
         assert!(matches!(faults.decide().action, FaultAction::Fail(_)));
 
-        let bad = FaultPatch {
-            drop_rate: Some(1.5),
-            ..FaultPatch::default()
-        };
+        let bad = FaultPatch { drop_rate: Some(1.5), ..FaultPatch::default() };
         assert!(faults.update(&bad).is_err());
-        assert_eq!(
-            faults.settings(),
-            updated,
-            "a refused patch changes nothing"
-        );
+        assert_eq!(faults.settings(), updated, "a refused patch changes nothing");
         assert!(serde_json::from_str::<FaultPatch>(r#"{"failrate":1}"#).is_err());
         Ok(())
     }
 
     #[test]
     fn nan_rate_is_refused() {
-        let settings = FaultSettings {
-            fail_rate: f64::NAN,
-            ..FaultSettings::default()
-        };
+        let settings = FaultSettings { fail_rate: f64::NAN, ..FaultSettings::default() };
         assert!(settings.validate().is_err());
     }
 }

@@ -74,11 +74,7 @@ pub fn content_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
     let Some(value) = headers.get(CONTENT_ENCODING) else {
         return Ok(Encoding::Identity);
     };
-    let text = value
-        .to_str()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let text = value.to_str().unwrap_or_default().trim().to_ascii_lowercase();
     match text.as_str() {
         "" | "identity" => Ok(Encoding::Identity),
         "gzip" | "x-gzip" => Ok(Encoding::Gzip),
@@ -156,9 +152,7 @@ pub fn header_key(headers: &HeaderMap) -> Option<String> {
             if !scheme.eq_ignore_ascii_case("basic") {
                 return None;
             }
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(credentials.trim())
-                .ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(credentials.trim()).ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
             // Segment puts the key in the user name; accept it in the password too.
             Some(match decoded.split_once(':') {
@@ -178,9 +172,7 @@ pub fn query_key(uri: &Uri) -> Option<String> {
         #[serde(rename = "writeKey")]
         write_key: Option<String>,
     }
-    axum::extract::Query::<KeyQuery>::try_from_uri(uri)
-        .ok()
-        .and_then(|query| query.0.write_key)
+    axum::extract::Query::<KeyQuery>::try_from_uri(uri).ok().and_then(|query| query.0.write_key)
 }
 
 /// A parsed batch body.
@@ -235,9 +227,7 @@ pub fn parse_batch(body: &[u8]) -> Result<ParsedBatch, IngestError> {
         messages: Vec::with_capacity(raw_messages.len()),
         received: to_u64(raw_messages.len()),
         rejected: 0,
-        write_key: envelope
-            .write_key
-            .and_then(|key| key.as_str().map(str::to_owned)),
+        write_key: envelope.write_key.and_then(|key| key.as_str().map(str::to_owned)),
     };
     for raw in raw_messages {
         match validate_message(raw) {
@@ -256,18 +246,9 @@ pub fn validate_message(raw: &RawValue) -> Option<NewMessage> {
         return None;
     }
     let head: MessageHead = serde_json::from_str(text).ok()?;
-    let message_id = head
-        .message_id
-        .as_ref()
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())?
-        .to_owned();
-    let kind = head
-        .kind
-        .as_ref()
-        .and_then(Value::as_str)
-        .filter(|kind| MESSAGE_TYPES.contains(kind))?
-        .to_owned();
+    let message_id = head.message_id.as_ref().and_then(Value::as_str).filter(|id| !id.is_empty())?.to_owned();
+    let kind =
+        head.kind.as_ref().and_then(Value::as_str).filter(|kind| MESSAGE_TYPES.contains(kind))?.to_owned();
     Some(NewMessage {
         message_id,
         kind,
@@ -315,11 +296,7 @@ mod tests {
         assert_eq!(parsed.received, 7);
         assert_eq!(parsed.rejected, 5);
         assert_eq!(parsed.write_key.as_deref(), Some("k"));
-        let ids: Vec<_> = parsed
-            .messages
-            .iter()
-            .map(|m| m.message_id.as_str())
-            .collect();
+        let ids: Vec<_> = parsed.messages.iter().map(|m| m.message_id.as_str()).collect();
         assert_eq!(ids, ["m1", "m3"]);
         let first = parsed.messages.first().ok_or("no message")?;
         assert_eq!(first.user_id.as_deref(), Some("42"));
@@ -330,20 +307,11 @@ mod tests {
 
     #[test]
     fn whole_body_errors() {
-        assert!(matches!(
-            parse_batch(b"not json"),
-            Err(IngestError::NotAnObject)
-        ));
+        assert!(matches!(parse_batch(b"not json"), Err(IngestError::NotAnObject)));
         assert!(matches!(parse_batch(b"{nope"), Err(IngestError::Json(_))));
-        assert!(matches!(
-            parse_batch(b"[[], \"k\"]"),
-            Err(IngestError::NotAnObject)
-        ));
+        assert!(matches!(parse_batch(b"[[], \"k\"]"), Err(IngestError::NotAnObject)));
         assert!(matches!(parse_batch(b"{}"), Err(IngestError::MissingBatch)));
-        assert!(matches!(
-            parse_batch(br#"{"batch":{}}"#),
-            Err(IngestError::Json(_))
-        ));
+        assert!(matches!(parse_batch(br#"{"batch":{}}"#), Err(IngestError::Json(_))));
         assert!(matches!(parse_batch(b""), Err(IngestError::Json(_))));
     }
 
@@ -357,10 +325,7 @@ mod tests {
             decode(gz, Encoding::Gzip, 1_000),
             Err(IngestError::DecompressedTooLarge { limit: 8_000 })
         ));
-        assert!(matches!(
-            decode(b"plain".to_vec(), Encoding::Gzip, 1_000),
-            Err(IngestError::Gzip(_))
-        ));
+        assert!(matches!(decode(b"plain".to_vec(), Encoding::Gzip, 1_000), Err(IngestError::Gzip(_))));
         Ok(())
     }
 
@@ -388,9 +353,6 @@ mod tests {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("GZIP"));
         assert!(matches!(content_encoding(&headers), Ok(Encoding::Gzip)));
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
-        assert!(matches!(
-            content_encoding(&headers),
-            Err(IngestError::UnsupportedEncoding(_))
-        ));
+        assert!(matches!(content_encoding(&headers), Err(IngestError::UnsupportedEncoding(_))));
     }
 }

@@ -77,14 +77,9 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     });
     let router = routes::router(state, &config);
 
-    let bind_error = |source| Error::Bind {
-        host: config.host.clone(),
-        port: config.port,
-        source,
-    };
-    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
-        .await
-        .map_err(bind_error)?;
+    let bind_error = |source| Error::Bind { host: config.host.clone(), port: config.port, source };
+    let listener =
+        tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     Ok(server::spawn(listener, addr, fault_seed, router))
 }

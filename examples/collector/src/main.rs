@@ -20,8 +20,8 @@ async fn main() -> ExitCode {
     };
 
     let mut stdout = std::io::stdout().lock();
-    let announced = writeln!(stdout, "threadline-collector listening on {}", server.url())
-        .and_then(|()| stdout.flush());
+    let announced =
+        writeln!(stdout, "threadline-collector listening on {}", server.url()).and_then(|()| stdout.flush());
     drop(stdout);
     if let Err(error) = announced {
         eprintln!("threadline-collector: cannot write to stdout: {error}");

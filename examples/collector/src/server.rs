@@ -104,12 +104,7 @@ pub(crate) fn spawn(
 ) -> RunningServer {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, router, shutdown_rx));
-    RunningServer {
-        addr,
-        fault_seed,
-        shutdown,
-        task,
-    }
+    RunningServer { addr, fault_seed, shutdown, task }
 }
 
 async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
@@ -156,9 +151,7 @@ async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch
     });
 
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
     let mut killed = pin!(killer.killed());
     let mut shutting_down = false;

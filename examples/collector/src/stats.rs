@@ -120,10 +120,7 @@ impl Stats {
 
     /// Counts the status of a batch response.
     pub fn record_status(&self, status: u16) {
-        let mut counts = self
-            .status_counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self.status_counts.lock().unwrap_or_else(PoisonError::into_inner);
         *counts.entry(status).or_insert(0) += 1;
     }
 
@@ -145,11 +142,7 @@ impl Stats {
                 rate_limited: load(&self.rate_limited),
                 dropped: load(&self.dropped),
             },
-            status_counts: self
-                .status_counts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+            status_counts: self.status_counts.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }
 
@@ -170,10 +163,7 @@ impl Stats {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
-        self.status_counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.status_counts.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 

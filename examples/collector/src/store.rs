@@ -123,16 +123,12 @@ impl Store {
 
     fn open_blocking(path: &Path, fresh: bool) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| StoreError::CreateDir { path: parent.to_path_buf(), source })?;
         }
         let open = |path: &Path| -> Result<Connection, StoreError> {
-            let conn = Connection::open(path).map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            let conn = Connection::open(path)
+                .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
             Ok(conn)
         };
@@ -141,8 +137,7 @@ impl Store {
         // WAL lets the reader connection see committed rows while the writer writes;
         // `synchronous = NORMAL` is durable across application crashes in WAL mode and
         // avoids an fsync per batch.
-        let _mode: String =
-            writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let _mode: String = writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         if fresh {
             // Dropping (rather than deleting rows) also discards a schema left by an
@@ -152,26 +147,18 @@ impl Store {
         writer.execute_batch(SCHEMA)?;
 
         let reader = open(path)?;
-        Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
-            reader: Arc::new(Mutex::new(reader)),
-        })
+        Ok(Self { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(reader)) })
     }
 
     /// Stores `messages` in one transaction, skipping already stored `messageId`s.
-    pub async fn insert_batch(
-        &self,
-        messages: Vec<NewMessage>,
-    ) -> Result<InsertOutcome, StoreError> {
+    pub async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<InsertOutcome, StoreError> {
         if messages.is_empty() {
             return Ok(InsertOutcome::default());
         }
         run(&self.writer, move |conn| {
             let tx = conn.transaction()?;
             let received_at: String =
-                tx.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", [], |row| {
-                    row.get(0)
-                })?;
+                tx.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", [], |row| row.get(0))?;
             let mut outcome = InsertOutcome::default();
             {
                 let mut insert = tx.prepare_cached(
@@ -217,20 +204,8 @@ impl Store {
                  LIMIT ?5",
             )?;
             let rows = statement.query_map(
-                params![
-                    query.after,
-                    query.kind,
-                    query.event,
-                    query.anonymous_id,
-                    query.limit
-                ],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                },
+                params![query.after, query.kind, query.event, query.anonymous_id, query.limit],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
             )?;
             let mut events = Vec::new();
             for row in rows {

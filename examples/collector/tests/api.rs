@@ -7,8 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use common::{
-    at, basic_auth, batch, field, set, test_config, track, Client, TestResult, TestServer,
-    WRITE_KEY,
+    at, basic_auth, batch, field, set, test_config, track, Client, TestResult, TestServer, WRITE_KEY,
 };
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -23,10 +22,7 @@ fn gzip(data: &[u8]) -> TestResult<Vec<u8>> {
 }
 
 fn message_ids(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| field(e, "messageId").as_str().unwrap_or("?").to_owned())
-        .collect()
+    events.iter().map(|e| field(e, "messageId").as_str().unwrap_or("?").to_owned()).collect()
 }
 
 #[tokio::test]
@@ -34,17 +30,9 @@ async fn duplicates_are_stored_once_across_requests_and_within_a_batch() -> Test
     let server = TestServer::start().await?;
     let client = &server.client;
 
-    let first = client
-        .post_batch(&batch(vec![
-            track("m1", "A", "dev-1"),
-            track("m2", "B", "dev-1"),
-        ]))
-        .await?;
+    let first = client.post_batch(&batch(vec![track("m1", "A", "dev-1"), track("m2", "B", "dev-1")])).await?;
     assert_eq!(first.status, StatusCode::OK);
-    assert_eq!(
-        first.json()?,
-        json!({"success": true, "accepted": 2, "duplicates": 0, "rejected": 0})
-    );
+    assert_eq!(first.json()?, json!({"success": true, "accepted": 2, "duplicates": 0, "rejected": 0}));
 
     // A retry of m2 (the client never saw the ack), a new m3, and m3 repeated.
     let second = client
@@ -54,10 +42,7 @@ async fn duplicates_are_stored_once_across_requests_and_within_a_batch() -> Test
             track("m3", "C", "dev-1"),
         ]))
         .await?;
-    assert_eq!(
-        second.json()?,
-        json!({"success": true, "accepted": 1, "duplicates": 2, "rejected": 0})
-    );
+    assert_eq!(second.json()?, json!({"success": true, "accepted": 1, "duplicates": 2, "rejected": 0}));
 
     let events = client.events("").await?;
     assert_eq!(message_ids(&events), ["m1", "m2", "m3"]);
@@ -79,19 +64,12 @@ async fn all_three_auth_methods_work_and_wrong_keys_get_401() -> TestResult {
     let body = |id: &str| batch(vec![track(id, "Auth", "dev-1")]);
 
     // 1. Basic auth, with either configured key.
-    let reply = client
-        .post_json(
-            "/v1/batch",
-            &[("authorization", &basic_auth("second-key"))],
-            &body("h1"),
-        )
-        .await?;
+    let reply =
+        client.post_json("/v1/batch", &[("authorization", &basic_auth("second-key"))], &body("h1")).await?;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 
     // 2. ?writeKey= in the query.
-    let reply = client
-        .post_json(&format!("/v1/batch?writeKey={WRITE_KEY}"), &[], &body("q1"))
-        .await?;
+    let reply = client.post_json(&format!("/v1/batch?writeKey={WRITE_KEY}"), &[], &body("q1")).await?;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 
     // 3. writeKey in the body, sent as text/plain like navigator.sendBeacon does.
@@ -108,16 +86,9 @@ async fn all_three_auth_methods_work_and_wrong_keys_get_401() -> TestResult {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 
     // Wrong or missing keys.
-    let wrong_header = client
-        .post_json(
-            "/v1/batch",
-            &[("authorization", &basic_auth("nope"))],
-            &body("x1"),
-        )
-        .await?;
-    let wrong_query = client
-        .post_json("/v1/batch?writeKey=nope", &[], &body("x2"))
-        .await?;
+    let wrong_header =
+        client.post_json("/v1/batch", &[("authorization", &basic_auth("nope"))], &body("x1")).await?;
+    let wrong_query = client.post_json("/v1/batch?writeKey=nope", &[], &body("x2")).await?;
     let missing = client.post_json("/v1/batch", &[], &body("x3")).await?;
     let mut wrong_body = body("x4");
     set(&mut wrong_body, "writeKey", json!("nope"));
@@ -125,28 +96,11 @@ async fn all_three_auth_methods_work_and_wrong_keys_get_401() -> TestResult {
     // Explicit credentials that are wrong are not rescued by a body key.
     let mut both = body("x5");
     set(&mut both, "writeKey", json!(WRITE_KEY));
-    let wrong_header_right_body = client
-        .post_json(
-            "/v1/batch",
-            &[("authorization", &basic_auth("nope"))],
-            &both,
-        )
-        .await?;
-    let bearer = client
-        .post_json(
-            "/v1/batch",
-            &[("authorization", "Bearer demo-write-key")],
-            &body("x6"),
-        )
-        .await?;
-    for reply in [
-        &wrong_header,
-        &wrong_query,
-        &missing,
-        &wrong_body,
-        &wrong_header_right_body,
-        &bearer,
-    ] {
+    let wrong_header_right_body =
+        client.post_json("/v1/batch", &[("authorization", &basic_auth("nope"))], &both).await?;
+    let bearer =
+        client.post_json("/v1/batch", &[("authorization", "Bearer demo-write-key")], &body("x6")).await?;
+    for reply in [&wrong_header, &wrong_query, &missing, &wrong_body, &wrong_header_right_body, &bearer] {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
         assert_eq!(field(&reply.json()?, "success"), false);
     }
@@ -163,9 +117,7 @@ async fn all_three_auth_methods_work_and_wrong_keys_get_401() -> TestResult {
 async fn gzip_bodies_are_accepted_and_counted_by_wire_size() -> TestResult {
     let server = TestServer::start().await?;
     let client = &server.client;
-    let messages = (0..50)
-        .map(|i| track(&format!("g{i}"), "Gzipped", "dev-1"))
-        .collect();
+    let messages = (0..50).map(|i| track(&format!("g{i}"), "Gzipped", "dev-1")).collect();
     let plain = serde_json::to_vec(&batch(messages))?;
     let compressed = gzip(&plain)?;
     assert!(compressed.len() < plain.len());
@@ -175,11 +127,7 @@ async fn gzip_bodies_are_accepted_and_counted_by_wire_size() -> TestResult {
         .send(
             Method::POST,
             "/v1/batch",
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-                ("content-encoding", "gzip"),
-            ],
+            &[("authorization", &auth), ("content-type", "application/json"), ("content-encoding", "gzip")],
             compressed.clone(),
         )
         .await?;
@@ -201,12 +149,7 @@ async fn gzip_bodies_are_accepted_and_counted_by_wire_size() -> TestResult {
         .await?;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let reply = client
-        .send(
-            Method::POST,
-            "/v1/batch",
-            &[("authorization", &auth), ("content-encoding", "br")],
-            plain,
-        )
+        .send(Method::POST, "/v1/batch", &[("authorization", &auth), ("content-encoding", "br")], plain)
         .await?;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     Ok(())
@@ -231,12 +174,7 @@ async fn oversized_bodies_get_413_on_the_wire_and_after_decompression() -> TestR
     // One byte over.
     set(&mut small, "pad", json!("x".repeat(4097 - base)));
     let reply = client.post_batch(&small).await?;
-    assert_eq!(
-        reply.status,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "{}",
-        reply.text()
-    );
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text());
 
     // Far over (the server drains the rest so the client still sees the 413).
     set(&mut small, "pad", json!("x".repeat(2_000_000)));
@@ -248,31 +186,16 @@ async fn oversized_bodies_get_413_on_the_wire_and_after_decompression() -> TestR
     let bomb = gzip(&serde_json::to_vec(&small)?)?;
     assert!(bomb.len() < 4096);
     let reply = client
-        .send(
-            Method::POST,
-            "/v1/batch",
-            &[("authorization", &auth), ("content-encoding", "gzip")],
-            bomb,
-        )
+        .send(Method::POST, "/v1/batch", &[("authorization", &auth), ("content-encoding", "gzip")], bomb)
         .await?;
-    assert_eq!(
-        reply.status,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "{}",
-        reply.text()
-    );
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text());
 
     // Decompressed within 8x is fine.
     set(&mut small, "pad", json!(" ".repeat(20_000)));
     set(&mut small, "batch", json!([track("s2", "Small", "dev-1")]));
     let ok = gzip(&serde_json::to_vec(&small)?)?;
     let reply = client
-        .send(
-            Method::POST,
-            "/v1/batch",
-            &[("authorization", &auth), ("content-encoding", "gzip")],
-            ok,
-        )
+        .send(Method::POST, "/v1/batch", &[("authorization", &auth), ("content-encoding", "gzip")], ok)
         .await?;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 
@@ -285,28 +208,12 @@ async fn unusable_bodies_get_400_with_a_json_error() -> TestResult {
     let server = TestServer::start().await?;
     let client = &server.client;
     let auth = basic_auth(WRITE_KEY);
-    for body in [
-        &b"garbage"[..],
-        b"{\"batch\": [",
-        b"{}",
-        b"{\"batch\": 3}",
-        b"[{\"type\":\"track\"}]",
-        b"",
-    ] {
+    for body in [&b"garbage"[..], b"{\"batch\": [", b"{}", b"{\"batch\": 3}", b"[{\"type\":\"track\"}]", b""]
+    {
         let reply = client
-            .send(
-                Method::POST,
-                "/v1/batch",
-                &[("authorization", &auth)],
-                Bytes::copy_from_slice(body),
-            )
+            .send(Method::POST, "/v1/batch", &[("authorization", &auth)], Bytes::copy_from_slice(body))
             .await?;
-        assert_eq!(
-            reply.status,
-            StatusCode::BAD_REQUEST,
-            "{:?}",
-            String::from_utf8_lossy(body)
-        );
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(body));
         let error = reply.json()?;
         assert_eq!(field(&error, "success"), false);
         assert!(field(&error, "error").is_string());
@@ -331,18 +238,11 @@ async fn a_bad_message_is_rejected_alone_and_the_rest_is_stored() -> TestResult 
         ]))
         .await?;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(
-        reply.json()?,
-        json!({"success": true, "accepted": 2, "duplicates": 0, "rejected": 5})
-    );
+    assert_eq!(reply.json()?, json!({"success": true, "accepted": 2, "duplicates": 0, "rejected": 5}));
     let events = client.events("").await?;
     assert_eq!(message_ids(&events), ["ok-1", "ok-2"]);
     let identify = events.get(1).ok_or("missing identify")?;
-    assert_eq!(
-        at(identify, "/traits/plan"),
-        "gold",
-        "the full JSON is stored"
-    );
+    assert_eq!(at(identify, "/traits/plan"), "gold", "the full JSON is stored");
 
     let stats = client.stats().await?;
     assert_eq!(field(&stats, "received"), 7);
@@ -369,40 +269,23 @@ async fn events_can_be_filtered_and_paged() -> TestResult {
     let all = client.events("").await?;
     assert_eq!(message_ids(&all), ["t1", "t2", "p1", "t3", "i1"]);
     for event in &all {
-        assert!(field(event, "receivedAt")
-            .as_str()
-            .is_some_and(|t| t.ends_with('Z')));
+        assert!(field(event, "receivedAt").as_str().is_some_and(|t| t.ends_with('Z')));
         assert!(field(event, "rowid").is_i64());
     }
     let first = all.first().ok_or("no events")?;
     assert_eq!(at(first, "/properties/sku"), "slacks-42");
     assert_eq!(at(first, "/context/library/name"), "threadline-test");
 
-    assert_eq!(
-        message_ids(&client.events("?type=track").await?),
-        ["t1", "t2", "t3"]
-    );
-    assert_eq!(
-        message_ids(&client.events("?event=Product%20Viewed").await?),
-        ["t1", "t3"]
-    );
-    assert_eq!(
-        message_ids(&client.events("?anonymousId=dev-2").await?),
-        ["p1", "t3"]
-    );
-    assert_eq!(
-        message_ids(&client.events("?type=track&anonymousId=dev-1").await?),
-        ["t1", "t2"]
-    );
+    assert_eq!(message_ids(&client.events("?type=track").await?), ["t1", "t2", "t3"]);
+    assert_eq!(message_ids(&client.events("?event=Product%20Viewed").await?), ["t1", "t3"]);
+    assert_eq!(message_ids(&client.events("?anonymousId=dev-2").await?), ["p1", "t3"]);
+    assert_eq!(message_ids(&client.events("?type=track&anonymousId=dev-1").await?), ["t1", "t2"]);
     assert_eq!(message_ids(&client.events("?limit=2").await?), ["t1", "t2"]);
 
     // Page with ?after=<rowid of the last event seen>.
     let second = all.get(1).ok_or("no second event")?;
     let after = field(second, "rowid").as_i64().ok_or("no rowid")?;
-    assert_eq!(
-        message_ids(&client.events(&format!("?after={after}&limit=2")).await?),
-        ["p1", "t3"]
-    );
+    assert_eq!(message_ids(&client.events(&format!("?after={after}&limit=2")).await?), ["p1", "t3"]);
     assert!(client.events("?type=alias").await?.is_empty());
 
     for bad in ["?limit=-1", "?limit=many", "?after=x"] {
@@ -421,14 +304,8 @@ async fn stats_count_requests_bytes_and_statuses() -> TestResult {
     let wire = serde_json::to_vec(&body)?.len();
     client.post_batch(&body).await?;
     client.post_batch(&body).await?;
-    let bad = client
-        .send(
-            Method::POST,
-            "/v1/batch",
-            &[("authorization", &basic_auth(WRITE_KEY))],
-            "nope",
-        )
-        .await?;
+    let bad =
+        client.send(Method::POST, "/v1/batch", &[("authorization", &basic_auth(WRITE_KEY))], "nope").await?;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
     let stats = client.stats().await?;
@@ -463,69 +340,36 @@ async fn cors_preflight_and_actual_requests_echo_the_origin() -> TestResult {
             &[
                 ("origin", origin),
                 ("access-control-request-method", "POST"),
-                (
-                    "access-control-request-headers",
-                    "content-type,authorization,content-encoding",
-                ),
+                ("access-control-request-headers", "content-type,authorization,content-encoding"),
             ],
             Bytes::new(),
         )
         .await?;
     assert!(preflight.status.is_success(), "{}", preflight.status);
-    assert_eq!(
-        preflight.header("access-control-allow-origin"),
-        Some(origin)
-    );
-    let methods = preflight
-        .header("access-control-allow-methods")
-        .unwrap_or_default();
-    assert!(
-        methods.contains("POST") && methods.contains("GET"),
-        "{methods}"
-    );
-    let headers = preflight
-        .header("access-control-allow-headers")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    assert_eq!(preflight.header("access-control-allow-origin"), Some(origin));
+    let methods = preflight.header("access-control-allow-methods").unwrap_or_default();
+    assert!(methods.contains("POST") && methods.contains("GET"), "{methods}");
+    let headers = preflight.header("access-control-allow-headers").unwrap_or_default().to_ascii_lowercase();
     for wanted in ["authorization", "content-type", "content-encoding"] {
         assert!(headers.contains(wanted), "{headers}");
     }
     assert_eq!(preflight.header("access-control-max-age"), Some("86400"));
-    assert_eq!(
-        field(&client.stats().await?, "requests"),
-        0,
-        "a preflight is not a batch"
-    );
+    assert_eq!(field(&client.stats().await?, "requests"), 0, "a preflight is not a batch");
 
     let actual = client
         .post_json(
             "/v1/batch",
-            &[
-                ("origin", origin),
-                ("authorization", &basic_auth(WRITE_KEY)),
-            ],
+            &[("origin", origin), ("authorization", &basic_auth(WRITE_KEY))],
             &batch(vec![track("c1", "Cors", "dev-1")]),
         )
         .await?;
     assert_eq!(actual.status, StatusCode::OK);
     assert_eq!(actual.header("access-control-allow-origin"), Some(origin));
-    assert!(actual
-        .header("access-control-expose-headers")
-        .unwrap_or_default()
-        .contains("retry-after"));
+    assert!(actual.header("access-control-expose-headers").unwrap_or_default().contains("retry-after"));
 
-    let read = client
-        .send(
-            Method::GET,
-            "/events",
-            &[("origin", "http://localhost:9999")],
-            Bytes::new(),
-        )
-        .await?;
-    assert_eq!(
-        read.header("access-control-allow-origin"),
-        Some("http://localhost:9999")
-    );
+    let read =
+        client.send(Method::GET, "/events", &[("origin", "http://localhost:9999")], Bytes::new()).await?;
+    assert_eq!(read.header("access-control-allow-origin"), Some("http://localhost:9999"));
     Ok(())
 }
 
@@ -536,10 +380,7 @@ async fn static_and_npm_directories_are_served_with_browser_mime_types() -> Test
     let npm = root.join("npm");
     std::fs::create_dir_all(&site)?;
     std::fs::create_dir_all(npm.join("dist"))?;
-    std::fs::write(
-        site.join("index.html"),
-        "<!doctype html><title>shop</title>",
-    )?;
+    std::fs::write(site.join("index.html"), "<!doctype html><title>shop</title>")?;
     std::fs::write(site.join("app.js"), "console.log('hi')")?;
     let wasm = b"\0asm\x01\0\0\0";
     std::fs::write(npm.join("dist").join("threadline_bg.wasm"), wasm)?;
@@ -554,37 +395,22 @@ async fn static_and_npm_directories_are_served_with_browser_mime_types() -> Test
     let index = client.get("/").await?;
     assert_eq!(index.status, StatusCode::OK);
     assert!(index.text().contains("<title>shop</title>"));
-    assert!(index
-        .header("content-type")
-        .unwrap_or_default()
-        .starts_with("text/html"));
+    assert!(index.header("content-type").unwrap_or_default().starts_with("text/html"));
 
     let script = client.get("/app.js").await?;
-    assert_eq!(
-        script.header("content-type"),
-        Some("text/javascript; charset=utf-8")
-    );
+    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
 
     let module = client.get("/npm/dist/index.mjs").await?;
     assert_eq!(module.status, StatusCode::OK);
-    assert_eq!(
-        module.header("content-type"),
-        Some("text/javascript; charset=utf-8")
-    );
+    assert_eq!(module.header("content-type"), Some("text/javascript; charset=utf-8"));
 
     let binary = client.get("/npm/dist/threadline_bg.wasm").await?;
     assert_eq!(binary.status, StatusCode::OK);
     assert_eq!(binary.header("content-type"), Some("application/wasm"));
     assert_eq!(binary.body.as_ref(), wasm);
 
-    assert_eq!(
-        client.get("/missing.js").await?.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        client.get("/npm/missing.wasm").await?.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(client.get("/missing.js").await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(client.get("/npm/missing.wasm").await?.status, StatusCode::NOT_FOUND);
     // API routes win over the static fallback.
     assert_eq!(client.get("/healthz").await?.text(), "ok");
 
@@ -634,10 +460,7 @@ async fn keep_alive_connections_serve_several_requests() -> TestResult {
 async fn data_persists_across_restarts_unless_fresh() -> TestResult {
     let mut config = test_config();
     let mut server = TestServer::with_config(config.clone()).await?;
-    server
-        .client
-        .post_batch(&batch(vec![track("keep-1", "Persisted", "dev-1")]))
-        .await?;
+    server.client.post_batch(&batch(vec![track("keep-1", "Persisted", "dev-1")])).await?;
     server.stop().await?;
 
     config.fresh = false;
@@ -645,9 +468,7 @@ async fn data_persists_across_restarts_unless_fresh() -> TestResult {
     let client = Client::new(&restarted.url());
     assert_eq!(message_ids(&client.events("").await?), ["keep-1"]);
     // The restarted process de-duplicates against what the old one stored.
-    let reply = client
-        .post_batch(&batch(vec![track("keep-1", "Persisted", "dev-1")]))
-        .await?;
+    let reply = client.post_batch(&batch(vec![track("keep-1", "Persisted", "dev-1")])).await?;
     assert_eq!(field(&reply.json()?, "duplicates"), 1);
     restarted.shutdown().await?;
 

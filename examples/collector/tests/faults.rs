@@ -5,8 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    basic_auth, batch, field, raw_batch_request, raw_exchange, test_config, track, RawOutcome,
-    TestResult, TestServer, WRITE_KEY,
+    basic_auth, batch, field, raw_batch_request, raw_exchange, test_config, track, RawOutcome, TestResult,
+    TestServer, WRITE_KEY,
 };
 use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
@@ -25,9 +25,7 @@ async fn fail_rate_one_answers_every_batch_with_a_5xx_until_turned_off() -> Test
 
     let mut statuses = Vec::new();
     for i in 0..20 {
-        let reply = client
-            .post_batch(&batch(vec![track(&format!("f{i}"), "Failing", "dev-1")]))
-            .await?;
+        let reply = client.post_batch(&batch(vec![track(&format!("f{i}"), "Failing", "dev-1")])).await?;
         assert!(reply.status.is_server_error(), "{}", reply.status);
         statuses.push(reply.status.as_u16());
     }
@@ -38,17 +36,12 @@ async fn fail_rate_one_answers_every_batch_with_a_5xx_until_turned_off() -> Test
     assert_eq!(client.get("/healthz").await?.status, StatusCode::OK);
 
     let stats = client.stats().await?;
-    assert_eq!(
-        faults(&stats),
-        json!({"failed": 20, "rateLimited": 0, "dropped": 0})
-    );
+    assert_eq!(faults(&stats), json!({"failed": 20, "rateLimited": 0, "dropped": 0}));
     assert_eq!(field(&stats, "requests"), 20);
     assert_eq!(field(&stats, "received"), 0);
 
     client.set_faults(&json!({"failRate": 0})).await?;
-    let reply = client
-        .post_batch(&batch(vec![track("f0", "Failing", "dev-1")]))
-        .await?;
+    let reply = client.post_batch(&batch(vec![track("f0", "Failing", "dev-1")])).await?;
     assert_eq!(reply.status, StatusCode::OK);
     Ok(())
 }
@@ -57,31 +50,20 @@ async fn fail_rate_one_answers_every_batch_with_a_5xx_until_turned_off() -> Test
 async fn rate_limit_answers_429_with_retry_after() -> TestResult {
     let server = TestServer::start().await?;
     let client = &server.client;
-    client
-        .set_faults(&json!({"rateLimitRate": 1.0, "retryAfterSecs": 7}))
-        .await?;
+    client.set_faults(&json!({"rateLimitRate": 1.0, "retryAfterSecs": 7})).await?;
     let reply = client
         .post_json(
             "/v1/batch",
-            &[
-                ("authorization", &basic_auth(WRITE_KEY)),
-                ("origin", "http://127.0.0.1:3000"),
-            ],
+            &[("authorization", &basic_auth(WRITE_KEY)), ("origin", "http://127.0.0.1:3000")],
             &batch(vec![track("r1", "Limited", "dev-1")]),
         )
         .await?;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.header("retry-after"), Some("7"));
     // Readable by a cross-origin fetch.
-    assert!(reply
-        .header("access-control-expose-headers")
-        .unwrap_or_default()
-        .contains("retry-after"));
+    assert!(reply.header("access-control-expose-headers").unwrap_or_default().contains("retry-after"));
     let stats = client.stats().await?;
-    assert_eq!(
-        faults(&stats),
-        json!({"failed": 0, "rateLimited": 1, "dropped": 0})
-    );
+    assert_eq!(faults(&stats), json!({"failed": 0, "rateLimited": 1, "dropped": 0}));
     assert_eq!(field(&stats, "statusCounts"), &json!({"429": 1}));
     Ok(())
 }
@@ -90,9 +72,7 @@ async fn rate_limit_answers_429_with_retry_after() -> TestResult {
 async fn drop_before_closes_the_connection_without_a_response_and_stores_nothing() -> TestResult {
     let server = TestServer::start().await?;
     let client = &server.client;
-    client
-        .set_faults(&json!({"dropRate": 1.0, "dropPhase": "before"}))
-        .await?;
+    client.set_faults(&json!({"dropRate": 1.0, "dropPhase": "before"})).await?;
 
     let body = batch(vec![track("d1", "Dropped", "dev-1")]);
     let outcome = raw_exchange(server.addr()?, raw_batch_request(&body)?).await?;
@@ -105,10 +85,7 @@ async fn drop_before_closes_the_connection_without_a_response_and_stores_nothing
     client.set_faults(&json!({"dropRate": 0})).await?;
     assert!(client.events("").await?.is_empty());
     let stats = client.stats().await?;
-    assert_eq!(
-        faults(&stats),
-        json!({"failed": 0, "rateLimited": 0, "dropped": 2})
-    );
+    assert_eq!(faults(&stats), json!({"failed": 0, "rateLimited": 0, "dropped": 2}));
     assert_eq!(field(&stats, "statusCounts"), &json!({}));
 
     // The same client recovers on a new connection.
@@ -121,14 +98,9 @@ async fn drop_before_closes_the_connection_without_a_response_and_stores_nothing
 async fn drop_after_stores_the_batch_but_never_acknowledges_it() -> TestResult {
     let server = TestServer::start().await?;
     let client = &server.client;
-    client
-        .set_faults(&json!({"dropRate": 1.0, "dropPhase": "after"}))
-        .await?;
+    client.set_faults(&json!({"dropRate": 1.0, "dropPhase": "after"})).await?;
 
-    let body = batch(vec![
-        track("a1", "Stored", "dev-1"),
-        track("a2", "Stored", "dev-1"),
-    ]);
+    let body = batch(vec![track("a1", "Stored", "dev-1"), track("a2", "Stored", "dev-1")]);
     let outcome = raw_exchange(server.addr()?, raw_batch_request(&body)?).await?;
     assert_eq!(outcome, RawOutcome::ClosedWithoutResponse);
 
@@ -138,10 +110,7 @@ async fn drop_after_stores_the_batch_but_never_acknowledges_it() -> TestResult {
 
     // The SDK retries the unacknowledged batch; the collector de-duplicates it.
     let retry = client.post_batch(&body).await?;
-    assert_eq!(
-        retry.json()?,
-        json!({"success": true, "accepted": 0, "duplicates": 2, "rejected": 0})
-    );
+    assert_eq!(retry.json()?, json!({"success": true, "accepted": 0, "duplicates": 2, "rejected": 0}));
     let stats = client.stats().await?;
     assert_eq!(field(&stats, "distinct"), 2);
     assert_eq!(field(&stats, "received"), 4);
@@ -162,10 +131,7 @@ async fn mixed_drops_hit_both_phases() -> TestResult {
     }
     client.set_faults(&json!({"dropRate": 0.0})).await?;
     let stored = client.events("").await?.len();
-    assert!(
-        (5..=35).contains(&stored),
-        "about half stored after the drop: {stored}"
-    );
+    assert!((5..=35).contains(&stored), "about half stored after the drop: {stored}");
     Ok(())
 }
 
@@ -173,13 +139,9 @@ async fn mixed_drops_hit_both_phases() -> TestResult {
 async fn latency_delays_batch_answers() -> TestResult {
     let server = TestServer::start().await?;
     let client = &server.client;
-    client
-        .set_faults(&json!({"latencyMs": 300, "latencyJitterMs": 50}))
-        .await?;
+    client.set_faults(&json!({"latencyMs": 300, "latencyJitterMs": 50})).await?;
     let started = Instant::now();
-    let reply = client
-        .post_batch(&batch(vec![track("l1", "Slow", "dev-1")]))
-        .await?;
+    let reply = client.post_batch(&batch(vec![track("l1", "Slow", "dev-1")])).await?;
     let elapsed = started.elapsed();
     assert_eq!(reply.status, StatusCode::OK);
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
@@ -203,9 +165,7 @@ async fn admin_settings_are_validated_and_partial_updates_keep_the_rest() -> Tes
             "latencyJitterMs": 0, "dropRate": 0.0, "dropPhase": "mixed", "seed": "1"
         })
     );
-    client
-        .set_faults(&json!({"rateLimitRate": 0.05, "dropPhase": "after"}))
-        .await?;
+    client.set_faults(&json!({"rateLimitRate": 0.05, "dropPhase": "after"})).await?;
     let updated = client.get_json("/admin/faults").await?;
     assert_eq!(field(&updated, "rateLimitRate"), 0.05);
     assert_eq!(field(&updated, "dropPhase"), "after");
@@ -221,11 +181,7 @@ async fn admin_settings_are_validated_and_partial_updates_keep_the_rest() -> Tes
         let reply = client.post_json("/admin/faults", &[], &bad).await?;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
     }
-    assert_eq!(
-        client.get_json("/admin/faults").await?,
-        updated,
-        "refused patches change nothing"
-    );
+    assert_eq!(client.get_json("/admin/faults").await?, updated, "refused patches change nothing");
     Ok(())
 }
 
@@ -236,34 +192,17 @@ async fn admin_token_is_required_when_configured() -> TestResult {
     let server = TestServer::with_config(config).await?;
     let client = &server.client;
 
-    assert_eq!(
-        client.get("/admin/faults").await?.status,
-        StatusCode::UNAUTHORIZED
-    );
-    let wrong = client
-        .send(
-            Method::GET,
-            "/admin/faults",
-            &[("authorization", "Bearer nope")],
-            Bytes::new(),
-        )
-        .await?;
+    assert_eq!(client.get("/admin/faults").await?.status, StatusCode::UNAUTHORIZED);
+    let wrong =
+        client.send(Method::GET, "/admin/faults", &[("authorization", "Bearer nope")], Bytes::new()).await?;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let denied = client
-        .post_json("/admin/faults", &[], &json!({"failRate": 1.0}))
-        .await?;
+    let denied = client.post_json("/admin/faults", &[], &json!({"failRate": 1.0})).await?;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
-    let denied = client
-        .send(Method::POST, "/admin/reset", &[], Bytes::new())
-        .await?;
+    let denied = client.send(Method::POST, "/admin/reset", &[], Bytes::new()).await?;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
 
     let allowed = client
-        .post_json(
-            "/admin/faults",
-            &[("authorization", "Bearer s3cret")],
-            &json!({"failRate": 1.0}),
-        )
+        .post_json("/admin/faults", &[("authorization", "Bearer s3cret")], &json!({"failRate": 1.0}))
         .await?;
     assert_eq!(allowed.status, StatusCode::OK);
     assert_eq!(field(&allowed.json()?, "failRate"), 1.0);
@@ -274,18 +213,11 @@ async fn admin_token_is_required_when_configured() -> TestResult {
 async fn reset_deletes_events_and_zeroes_stats() -> TestResult {
     let server = TestServer::start().await?;
     let client = &server.client;
-    client
-        .post_batch(&batch(vec![track("z1", "A", "d"), track("z2", "B", "d")]))
-        .await?;
+    client.post_batch(&batch(vec![track("z1", "A", "d"), track("z2", "B", "d")])).await?;
     let before = client.events("").await?;
-    let last_rowid = before
-        .last()
-        .and_then(|e| e.get("rowid"))
-        .and_then(Value::as_i64);
+    let last_rowid = before.last().and_then(|e| e.get("rowid")).and_then(Value::as_i64);
 
-    let reply = client
-        .send(Method::POST, "/admin/reset", &[], Bytes::new())
-        .await?;
+    let reply = client.send(Method::POST, "/admin/reset", &[], Bytes::new()).await?;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(client.events("").await?.is_empty());
     let stats = client.stats().await?;
@@ -295,15 +227,10 @@ async fn reset_deletes_events_and_zeroes_stats() -> TestResult {
     assert_eq!(field(&stats, "statusCounts"), &json!({}));
 
     // Stored again after a reset (not a duplicate), with a row id that keeps growing.
-    let reply = client
-        .post_batch(&batch(vec![track("z1", "A", "d")]))
-        .await?;
+    let reply = client.post_batch(&batch(vec![track("z1", "A", "d")])).await?;
     assert_eq!(field(&reply.json()?, "accepted"), 1);
     let after = client.events("").await?;
-    let new_rowid = after
-        .first()
-        .and_then(|e| e.get("rowid"))
-        .and_then(Value::as_i64);
+    let new_rowid = after.first().and_then(|e| e.get("rowid")).and_then(Value::as_i64);
     assert!(new_rowid > last_rowid, "{new_rowid:?} > {last_rowid:?}");
     Ok(())
 }
@@ -318,10 +245,8 @@ async fn faults_from_the_start_configuration_are_reproducible_by_seed() -> TestR
         let server = TestServer::with_config(config).await?;
         let mut statuses = Vec::new();
         for i in 0..30 {
-            let reply = server
-                .client
-                .post_batch(&batch(vec![track(&format!("s{i}"), "Seeded", "dev-1")]))
-                .await?;
+            let reply =
+                server.client.post_batch(&batch(vec![track(&format!("s{i}"), "Seeded", "dev-1")])).await?;
             statuses.push(reply.status.as_u16());
         }
         TestResult::Ok(statuses)

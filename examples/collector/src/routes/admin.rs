@@ -64,10 +64,7 @@ pub(super) async fn reset(
 }
 
 fn view(state: &AppState, settings: FaultSettings) -> FaultsView {
-    FaultsView {
-        settings,
-        seed: state.faults.seed().to_string(),
-    }
+    FaultsView { settings, seed: state.faults.seed().to_string() }
 }
 
 /// Checks `Authorization: Bearer <token>` when an admin token is configured.

@@ -12,9 +12,7 @@ use tower_http::services::ServeDir;
 
 /// A service serving the files under `dir`.
 pub(super) fn directory(dir: &Path) -> Router {
-    Router::new()
-        .fallback_service(ServeDir::new(dir))
-        .layer(middleware::from_fn(static_headers))
+    Router::new().fallback_service(ServeDir::new(dir)).layer(middleware::from_fn(static_headers))
 }
 
 /// Content types the browser insists on, whatever the MIME database of the machine
@@ -52,14 +50,8 @@ mod tests {
 
     #[test]
     fn wasm_and_js_types() {
-        assert_eq!(
-            forced_content_type("/npm/core_bg.wasm"),
-            Some("application/wasm")
-        );
-        assert_eq!(
-            forced_content_type("/npm/index.MJS"),
-            Some("text/javascript; charset=utf-8")
-        );
+        assert_eq!(forced_content_type("/npm/core_bg.wasm"), Some("application/wasm"));
+        assert_eq!(forced_content_type("/npm/index.MJS"), Some("text/javascript; charset=utf-8"));
         assert_eq!(forced_content_type("/index.html"), None);
         assert_eq!(forced_content_type("/"), None);
     }

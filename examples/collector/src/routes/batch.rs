@@ -125,13 +125,6 @@ async fn ingest_batch(
     let received = parsed.received;
     let rejected = parsed.rejected;
     let outcome = state.store.insert_batch(parsed.messages).await?;
-    state
-        .stats
-        .record_messages(received, outcome.accepted, outcome.duplicates, rejected);
-    Ok(Ack {
-        success: true,
-        accepted: outcome.accepted,
-        duplicates: outcome.duplicates,
-        rejected,
-    })
+    state.stats.record_messages(received, outcome.accepted, outcome.duplicates, rejected);
+    Ok(Ack { success: true, accepted: outcome.accepted, duplicates: outcome.duplicates, rejected })
 }

@@ -90,17 +90,15 @@ pub(crate) enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Ingest(
-                IngestError::TooLarge { .. } | IngestError::DecompressedTooLarge { .. },
-            ) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Ingest(IngestError::TooLarge { .. } | IngestError::DecompressedTooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::Ingest(IngestError::UnsupportedEncoding(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Ingest(_) | Self::BadQuery(_) | Self::BadFaultsJson(_) | Self::Faults(_) => {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
-            Self::Store(_) | Self::Task(_) | Self::DropUnavailable => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Store(_) | Self::Task(_) | Self::DropUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InjectedFailure(status) => *status,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -114,15 +112,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() && !matches!(self, Self::InjectedFailure(_)) {
             eprintln!("threadline-collector: {self}");
         }
-        let mut response = (
-            status,
-            Json(json!({ "success": false, "error": self.to_string() })),
-        )
-            .into_response();
+        let mut response =
+            (status, Json(json!({ "success": false, "error": self.to_string() }))).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }
@@ -135,10 +128,7 @@ pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
         .route("/events", get(read::events))
         .route("/stats", get(read::stats))
         .route("/healthz", get(read::healthz))
-        .route(
-            "/admin/faults",
-            get(admin::get_faults).post(admin::post_faults),
-        )
+        .route("/admin/faults", get(admin::get_faults).post(admin::post_faults))
         .route("/admin/reset", post(admin::reset))
         .with_state(state);
     if let Some(dir) = &config.npm_dir {

@@ -47,9 +47,7 @@ pub(super) async fn events(
 }
 
 /// The counters, with `distinct` read from the database.
-pub(super) async fn stats(
-    State(state): State<Arc<AppState>>,
-) -> Result<Json<StatsSnapshot>, ApiError> {
+pub(super) async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsSnapshot>, ApiError> {
     let distinct = state.store.count().await?;
     Ok(Json(state.stats.snapshot(distinct)))
 }

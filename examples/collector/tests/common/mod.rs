@@ -28,19 +28,14 @@ pub const WRITE_KEY: &str = "demo-write-key";
 
 /// `Basic base64("<key>:")`.
 pub fn basic_auth(key: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")))
 }
 
 /// A fresh database path under the system temp dir, unique per test.
 pub fn temp_db_path() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     std::env::temp_dir().join(format!(
         "threadline-collector-test-{}-{}-{nanos}.sqlite",
         std::process::id(),
@@ -59,13 +54,7 @@ pub fn remove_db(path: &std::path::Path) {
 
 /// A test configuration: port 0, a fresh temporary database, seed 1.
 pub fn test_config() -> Config {
-    Config {
-        port: 0,
-        db_path: temp_db_path(),
-        fresh: true,
-        seed: Some(1),
-        ..Config::default()
-    }
+    Config { port: 0, db_path: temp_db_path(), fresh: true, seed: Some(1), ..Config::default() }
 }
 
 /// A running collector plus a client for it; stops the server and deletes the
@@ -85,11 +74,7 @@ impl TestServer {
         let db_path = config.db_path.clone();
         let server = threadline_collector::start(config).await?;
         let client = Client::new(&server.url());
-        Ok(Self {
-            server: Some(server),
-            client,
-            db_path,
-        })
+        Ok(Self { server: Some(server), client, db_path })
     }
 
     pub fn addr(&self) -> TestResult<SocketAddr> {
@@ -144,10 +129,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Self {
-        Self {
-            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
-            base: base.to_owned(),
-        }
+        Self { inner: HyperClient::builder(TokioExecutor::new()).build_http(), base: base.to_owned() }
     }
 
     pub async fn send(
@@ -162,21 +144,16 @@ impl Client {
             .uri(format!("{}{path}", self.base))
             .body(Full::new(body.into()))?;
         for (name, value) in headers {
-            request.headers_mut().append(
-                HeaderName::from_bytes(name.as_bytes())?,
-                HeaderValue::from_str(value)?,
-            );
+            request
+                .headers_mut()
+                .append(HeaderName::from_bytes(name.as_bytes())?, HeaderValue::from_str(value)?);
         }
         let response = tokio::time::timeout(Duration::from_secs(20), self.inner.request(request))
             .await
             .map_err(|_| "request timed out")??;
         let (parts, body) = response.into_parts();
         let body = body.collect().await?.to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        Ok(Reply { status: parts.status, headers: parts.headers, body })
     }
 
     pub async fn get(&self, path: &str) -> TestResult<Reply> {
@@ -193,23 +170,16 @@ impl Client {
     }
 
     /// POST a JSON body with the given headers.
-    pub async fn post_json(
-        &self,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &Value,
-    ) -> TestResult<Reply> {
+    pub async fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> TestResult<Reply> {
         let mut all = vec![("content-type", "application/json")];
         all.extend_from_slice(headers);
-        self.send(Method::POST, path, &all, serde_json::to_vec(body)?)
-            .await
+        self.send(Method::POST, path, &all, serde_json::to_vec(body)?).await
     }
 
     /// POST /v1/batch with the demo write key as basic auth.
     pub async fn post_batch(&self, body: &Value) -> TestResult<Reply> {
         let auth = basic_auth(WRITE_KEY);
-        self.post_json("/v1/batch", &[(AUTHORIZATION.as_str(), &auth)], body)
-            .await
+        self.post_json("/v1/batch", &[(AUTHORIZATION.as_str(), &auth)], body).await
     }
 
     /// POST /admin/faults with a patch; fails on a non-200 status.

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test: the README's test command, and all that .ci/run calls.
+#   1. installs what is missing (scripts/setup.sh, idempotent);
+#   2. rustfmt and clippy (-D warnings) over the workspace;
+#   3. native tests: sdk-core units and property tests, the collector;
+#   4. sdk-wasm tests in headless Chromium (wasm-bindgen-test);
+#   5. the release build of the npm package;
+#   6. end-to-end tests in Chromium against the collector with faults;
+#   7. the demo's scripted visit (scripts/demo.sh --check).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step_start=0
+step() {
+  local now; now=$(date +%s)
+  [ "$step_start" -eq 0 ] || echo "test: ... took $((now - step_start)) s" >&2
+  step_start=$now
+  echo "test: == $* ==" >&2
+}
+
+step "setup"
+scripts/setup.sh
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy -q --workspace --all-targets -- -D warnings
+
+step "native tests (sdk-core, collector, sdk-mobile)"
+cargo test -q --workspace
+
+step "sdk-wasm tests in headless Chromium"
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
+WASM_CARGO_QUIET=1 scripts/wasm-cargo.sh test -q -p sdk-wasm
+
+step "npm package release build"
+npm/scripts/build.sh
+
+step "end-to-end tests in Chromium"
+cargo build -q -p threadline-collector
+tests/e2e/run.sh
+
+step "demo check"
+scripts/demo.sh --check
+
+step "done"
+echo "test: all tests passed" >&2
