@@ -17,7 +17,8 @@ fi
 
 # `cargo rustc --crate-type cdylib`, not `cargo build`: LTO is silently
 # skipped for a cdylib+rlib crate under `cargo build`.
-WASM_CARGO_QUIET=1 scripts/wasm-cargo.sh rustc -q -p sdk-wasm --profile wasm-release --lib --crate-type cdylib
+WASM_CARGO_QUIET=1 WASM_IMMEDIATE_ABORT=1 \
+  scripts/wasm-cargo.sh rustc -q -p sdk-wasm --profile wasm-release --lib --crate-type cdylib
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$out"
 wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/wasm-release/$crate.wasm"

@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Event, EventTarget, PageTransitionEvent};
 
 use crate::browser::{self, now_ms, RandomPool, Store};
-use crate::tabs::{self, Held};
+use crate::tabs::{self, Held, Wait};
 use crate::transport::{self, KEEPALIVE_BUDGET};
 
 /// Options that only make sense in a browser; the rest of the
@@ -273,12 +273,13 @@ pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shar
     let mut tab_lock = None;
     if web_locks {
         if let Some(t) = &tab {
-            tab_lock = tabs::acquire(&format!("{}.tab.{t}", opts.storage_prefix), true).await;
+            let name = format!("{}.tab.{t}", opts.storage_prefix);
+            tab_lock = tabs::acquire(&name, Wait::Up(tabs::OWN_LOCK_WAIT_MS)).await;
         }
         if tab_lock.is_none() {
             // No id yet, or a duplicated tab whose copied id is in use.
             let t = rand.hex_id();
-            tab_lock = tabs::acquire(&format!("{}.tab.{t}", opts.storage_prefix), true).await;
+            tab_lock = tabs::acquire(&format!("{}.tab.{t}", opts.storage_prefix), Wait::IfAvailable).await;
             tab = Some(t);
         }
     }
@@ -350,7 +351,7 @@ pub async fn adopt_orphans(shared: &Shared) {
                 Ok(d) => d.key(&format!("tab.{other}")),
                 Err(_) => return,
             };
-            match tabs::acquire(&name, true).await {
+            match tabs::acquire(&name, Wait::IfAvailable).await {
                 Some(h) => Some(h),
                 None => continue, // that tab is alive
             }
@@ -455,7 +456,7 @@ fn on_pageshow(shared: &Shared, e: Event) {
         }) else {
             return;
         };
-        let held = if locks { tabs::acquire(&name, false).await } else { None };
+        let held = if locks { tabs::acquire(&name, Wait::Forever).await } else { None };
         if let Ok(mut d) = s.try_borrow_mut() {
             d.tab_lock = held;
             // Another tab adopted our stored queue while we slept: it sends

@@ -59,9 +59,22 @@ fn take<T>(slot: &Rc<RefCell<Option<T>>>) -> Option<T> {
     slot.try_borrow_mut().ok().and_then(|mut s| s.take())
 }
 
-/// Takes the exclusive lock `name`. With `if_available`, answers `None` at
-/// once when another tab holds it; otherwise waits for it.
-pub async fn acquire(name: &str, if_available: bool) -> Option<Held> {
+/// How long a page waits for its own tab's lock at start. On a reload the
+/// old document may still hold it for a moment; a duplicated tab holds it
+/// for good, and then the page takes a new tab id.
+pub const OWN_LOCK_WAIT_MS: u32 = 1_000;
+
+/// Takes the exclusive lock `name`: with `Wait::IfAvailable` answers `None`
+/// at once when another tab holds it, with `Wait::Up(ms)` waits that long,
+/// with `Wait::Forever` until it is free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    IfAvailable,
+    Up(u32),
+    Forever,
+}
+
+pub async fn acquire(name: &str, wait: Wait) -> Option<Held> {
     let locks = lock_manager()?;
     let granted: Rc<RefCell<Option<Function>>> = Rc::default();
     let slot = granted.clone();
@@ -85,7 +98,19 @@ pub async fn acquire(name: &str, if_available: bool) -> Option<Held> {
         hold.into()
     });
     let options = Object::new();
-    Reflect::set(&options, &JsValue::from_str("ifAvailable"), &JsValue::from_bool(if_available)).ok()?;
+    let mut _timer = None;
+    match wait {
+        Wait::IfAvailable => {
+            Reflect::set(&options, &JsValue::from_str("ifAvailable"), &JsValue::TRUE).ok()?;
+        }
+        Wait::Up(ms) => {
+            // An aborted request rejects, which answers `None` below.
+            let abort = web_sys::AbortController::new().ok()?;
+            Reflect::set(&options, &JsValue::from_str("signal"), &abort.signal()).ok()?;
+            _timer = Some(gloo_timers::callback::Timeout::new(ms, move || abort.abort()));
+        }
+        Wait::Forever => {}
+    }
     let on_fail = granted.clone();
     let fail = Closure::once_into_js(move |_e: JsValue| {
         if let Some(answer) = take(&on_fail) {

@@ -154,11 +154,19 @@ async fn gzip_produces_a_gzip_stream() {
 #[wasm_bindgen_test]
 async fn web_locks_are_exclusive_until_released() {
     assert!(tabs::supported());
-    let first = tabs::acquire("tl-test.lock", true).await.expect("free lock");
-    assert!(tabs::acquire("tl-test.lock", true).await.is_none());
-    first.release();
-    sleep(10).await;
-    assert!(tabs::acquire("tl-test.lock", true).await.is_some());
+    use tabs::Wait;
+    let first = tabs::acquire("tl-test.lock", Wait::IfAvailable).await.expect("free lock");
+    assert!(tabs::acquire("tl-test.lock", Wait::IfAvailable).await.is_none());
+    let t0 = js_sys::Date::now();
+    assert!(tabs::acquire("tl-test.lock", Wait::Up(150)).await.is_none(), "gives up after the wait");
+    assert!(js_sys::Date::now() - t0 >= 140.0);
+    // released while another page waits: the waiter gets it
+    wasm_bindgen_futures::spawn_local(async move {
+        sleep(50).await;
+        first.release();
+    });
+    let got = tabs::acquire("tl-test.lock", Wait::Up(2_000)).await;
+    assert!(got.is_some(), "the lock passes to the waiting page");
 }
 
 #[wasm_bindgen_test]
