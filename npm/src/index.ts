@@ -229,8 +229,19 @@ class WebClient implements Client {
     }
   }
 
-  /** Client-side routing changes the URL without a reload: follow it. */
+  private locationChecked = false;
+
+  /**
+   * Client-side routing changes the URL without a reload: follow it.
+   * Checked once per task (a route change inside one synchronous task is
+   * not a thing), which keeps a `location` read off most `track` calls.
+   */
   private followLocation(tl: Threadline): void {
+    if (this.locationChecked) return;
+    this.locationChecked = true;
+    queueMicrotask(() => {
+      this.locationChecked = false;
+    });
     const href = location.href;
     if (href !== this.lastHref) {
       this.lastHref = href;

@@ -261,17 +261,19 @@ impl Client {
         Ok(())
     }
 
-    /// Drops events past their maximum age and forgets beacon hand-offs
-    /// whose grace period is over.
+    /// Sends beacon hand-offs again once their grace period is over (no
+    /// receipt came, and this page is still alive), and drops events past
+    /// their maximum age.
     fn housekeeping(&mut self, now: Millis) {
+        let requeued = self.queue.requeue_unconfirmed(now);
+        self.stats.beacons_requeued += requeued as u64;
         let max_age = self.config.retry.max_event_age_ms;
-        let removed = self.queue.remove_where(|e| match e.state {
-            State::Pending => now.saturating_sub(e.created) > max_age,
-            State::Unconfirmed { until } => until <= now,
-            State::InFlight(_) => false,
-        });
-        if !removed.is_empty() {
-            self.stats.dropped_expired += removed.iter().filter(|e| e.state == State::Pending).count() as u64;
+        let expired = self
+            .queue
+            .remove_where(|e| e.state == State::Pending && now.saturating_sub(e.created) > max_age)
+            .len();
+        self.stats.dropped_expired += expired as u64;
+        if requeued + expired > 0 {
             self.mark_dirty(now);
         }
     }
@@ -324,11 +326,13 @@ impl Client {
     }
 
     fn export_queue(&self) -> (Vec<u8>, usize) {
-        let events = self.queue.iter().filter_map(|e| {
-            let raw: &RawValue = serde_json::from_str(&e.json).ok()?;
-            Some(EventOut { id: &e.message_id, t: e.created, a: e.attempts, e: raw })
+        let events = self.queue.iter().map(|e| EventOut {
+            id: &e.message_id,
+            t: e.created,
+            a: e.attempts,
+            e: &e.json,
         });
-        snapshot::encode(events, self.config.queue.max_persist_bytes)
+        snapshot::encode(self.delivery.backoff(), events, self.config.queue.max_persist_bytes)
     }
 
     /// The queue snapshot as it is now, regardless of what is due.
@@ -342,10 +346,16 @@ impl Client {
     /// are due at once. Returns how many were added.
     pub fn restore(&mut self, bytes: &[u8], now: Millis) -> Result<usize, SnapshotError> {
         let text = std::str::from_utf8(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
-        let events = snapshot::decode(text)?;
+        let decoded = snapshot::decode(text)?;
+        if let Some(b) = decoded.backoff {
+            self.delivery.merge_backoff(b);
+        }
+        // One pass with a set: restoring must stay linear in the queue size.
+        let mut known: std::collections::BTreeSet<Box<str>> =
+            self.queue.iter().map(|e| e.message_id.clone()).collect();
         let mut added = 0;
-        for ev in events {
-            if self.queue.contains(&ev.id) {
+        for ev in decoded.events {
+            if !known.insert(ev.id.as_ref().into()) {
                 continue;
             }
             let dropped = self.queue.push(ev.id.into(), ev.e.get().into(), ev.t, 0, ev.a);
@@ -363,13 +373,29 @@ impl Client {
     /// (a tab adopted this page's stored queue while it sat in the
     /// back/forward cache). Returns how many undelivered events went.
     pub fn hand_over(&mut self, now: Millis) -> usize {
-        let gone = self.queue.remove_where(|_| true);
-        let n = gone.iter().filter(|e| !matches!(e.state, State::Unconfirmed { .. })).count();
+        let n = self.queue.remove_where(|_| true).len();
         self.stats.handed_over += n as u64;
-        if !gone.is_empty() {
+        if n > 0 {
             self.mark_dirty(now);
         }
         n
+    }
+
+    /// Replaces the queue with a stored snapshot (or with nothing). A page
+    /// coming back from the back/forward cache does this: it stored all it
+    /// had when it left, and another page of the tab may have sent some of
+    /// it and added its own since, so the stored queue is the truth. A
+    /// snapshot that cannot be read changes nothing.
+    pub fn replace_queue(&mut self, bytes: Option<&[u8]>, now: Millis) -> Result<usize, SnapshotError> {
+        if let Some(b) = bytes {
+            let text = std::str::from_utf8(b).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+            snapshot::decode(text)?;
+        }
+        self.hand_over(now);
+        match bytes {
+            Some(b) => self.restore(b, now),
+            None => Ok(0),
+        }
     }
 
     /// Replaces the fresh identity with the stored one.

@@ -18,6 +18,7 @@
 
 use crate::config::{BatchConfig, Config, RetryConfig, ENVELOPE_BYTES};
 use crate::queue::{Queue, State};
+use crate::snapshot::Backoff;
 use crate::stats::Stats;
 use crate::time::{iso8601, retry_after_ms, Millis};
 
@@ -177,6 +178,26 @@ impl Delivery {
         self.backoff_until
     }
 
+    /// The retry wait in progress, for the snapshot.
+    pub fn backoff(&self) -> Option<Backoff> {
+        let until = self.backoff_until?;
+        Some(Backoff { failures: self.failures, until, retry_after_until: self.retry_after_until })
+    }
+
+    /// Takes over a wait from a snapshot (a reload during an outage), keeping
+    /// whichever is longer, so a new page does not retry at once and burn
+    /// the events' attempts.
+    pub fn merge_backoff(&mut self, b: Backoff) {
+        self.failures = self.failures.max(b.failures);
+        self.backoff_until = Some(self.backoff_until.map_or(b.until, |t| t.max(b.until)));
+        if let Some(ra) = b.retry_after_until {
+            self.retry_after_until = Some(self.retry_after_until.map_or(ra, |t| t.max(ra)));
+        }
+        // The wait's cause is unknown here; treating it as a server's keeps
+        // "back online" from cutting it short.
+        self.cause = Cause::Server;
+    }
+
     pub fn flush(&mut self, queue: &Queue) {
         self.flush_through = queue.last_seq();
     }
@@ -234,12 +255,17 @@ impl Delivery {
         now: Millis,
         max_body_bytes: usize,
     ) -> Option<Upload> {
-        if self.retry_after_until.is_some_and(|t| t > now) || queue.pending() == 0 {
+        if self.retry_after_until.is_some_and(|t| t > now) {
             return None;
         }
         let room = max_body_bytes
             .min(self.batch.max_bytes)
             .saturating_sub(ENVELOPE_BYTES + self.write_key_json.len());
+        // The browser refuses a beacon over its budget: do not even try
+        // when the next event alone would not fit.
+        if queue.first_pending().is_none_or(|e| e.bytes() > room) {
+            return None;
+        }
         Some(self.build(queue, stats, Transport::Beacon, self.batch_events, room, now))
     }
 

@@ -98,6 +98,28 @@ impl Queue {
             .min()
     }
 
+    /// Puts beacon hand-offs whose grace period ended back to pending: the
+    /// page outlived the beacon without any receipt, so sending again is the
+    /// only way to be sure (the collector de-duplicates). Returns how many.
+    pub fn requeue_unconfirmed(&mut self, now: Millis) -> usize {
+        if self.unconfirmed == 0 {
+            return 0;
+        }
+        let mut n = 0;
+        for e in self.entries.iter_mut() {
+            if let State::Unconfirmed { until } = e.state {
+                if until <= now {
+                    e.state = State::Pending;
+                    self.pending += 1;
+                    self.pending_bytes += e.json.len();
+                    n += 1;
+                }
+            }
+        }
+        self.unconfirmed -= n;
+        n
+    }
+
     /// Whether any event up to `seq` still awaits delivery (pending or in
     /// flight). Entries are in sequence order, so this stops early.
     pub fn unsettled_through(&self, seq: u64) -> bool {
@@ -115,15 +137,16 @@ impl Queue {
         self.entries.iter()
     }
 
+    #[cfg(test)]
     pub fn contains(&self, message_id: &str) -> bool {
         self.entries.iter().any(|e| &*e.message_id == message_id)
     }
 
     /// Adds an event as pending; returns how many undelivered events had to
     /// go to make room (the newcomer included, if it could not be placed).
-    /// Beacon-handed events go first: they were most likely delivered, so
-    /// they are not counted. Then the oldest pending; events in flight are
-    /// never dropped because their outcome is still to come.
+    /// Beacon-handed events go first (they were most likely delivered), then
+    /// the oldest pending; events in flight are never dropped because their
+    /// outcome is still to come.
     pub fn push(
         &mut self,
         message_id: Box<str>,
@@ -135,13 +158,13 @@ impl Queue {
         let size = json.len();
         let mut dropped = 0;
         while self.entries.len() + 1 > self.max_events || self.bytes + size > self.max_bytes {
-            let victim = self
-                .entries
-                .iter()
-                .position(|e| matches!(e.state, State::Unconfirmed { .. }))
-                .or_else(|| self.entries.iter().position(|e| e.state == State::Pending));
+            // The counter spares a scan of a full queue on every push.
+            let unconfirmed = (self.unconfirmed > 0)
+                .then(|| self.entries.iter().position(|e| matches!(e.state, State::Unconfirmed { .. })))
+                .flatten();
+            let victim = unconfirmed.or_else(|| self.entries.iter().position(|e| e.state == State::Pending));
             match victim.and_then(|i| self.remove_at(i)) {
-                Some(e) => dropped += usize::from(e.state == State::Pending),
+                Some(_) => dropped += 1,
                 // Only in-flight events left: the config guarantees they
                 // fit beside one more event, so this is unreachable; refuse
                 // the newcomer rather than break the bound.
@@ -303,11 +326,13 @@ mod tests {
         q.take(1, 10, 1000);
         q.set_state_of(1, State::Unconfirmed { until: 5 });
         assert_eq!(q.next_unconfirmed_expiry(), Some(5));
-        assert_eq!(push(&mut q, "c", 10), 0, "a beacon hand-off is not a loss");
+        assert_eq!(push(&mut q, "c", 10), 1, "without a receipt a hand-off counts as a loss");
         assert!(!q.contains("a") && q.contains("b"));
         assert_eq!(q.next_unconfirmed_expiry(), Some(5));
-        q.remove_where(|e| matches!(e.state, State::Unconfirmed { .. }));
+        assert_eq!(q.requeue_unconfirmed(4), 0);
+        assert_eq!(q.requeue_unconfirmed(5), 1);
         assert_eq!(q.next_unconfirmed_expiry(), None);
+        assert_eq!((q.pending(), q.pending_bytes()), (2, 20));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Counters a host can show and a privacy or reliability review can audit.
 //! Within one process lifetime they balance:
-//! `accepted + restored = delivered + beaconed + dropped* + handed_over + queued - unconfirmed`.
+//! `accepted + restored = delivered + dropped* + handed_over + queued`.
+//! Only a 2xx counts as delivered: a beacon gives no receipt, so beaconed
+//! events stay queued (as `unconfirmed`) until confirmed otherwise.
 
 use serde::Serialize;
 
@@ -23,8 +25,11 @@ pub struct Stats {
     pub delivered: u64,
     /// Events handed to `sendBeacon` (no receipt; see `RetryConfig::beacon_confirm_ms`).
     pub beaconed: u64,
-    /// Beaconed events still held in case the page dies before delivery.
+    /// Beaconed events still held in case the beacon did not arrive.
     pub unconfirmed: usize,
+    /// Beaconed events sent again because the page outlived the grace
+    /// period without a receipt.
+    pub beacons_requeued: u64,
     /// Uploads handed to the binding (fetch and beacon).
     pub uploads: u64,
     /// Uploads that failed and were scheduled again.

@@ -78,6 +78,9 @@ pub struct Driver {
     timer: Option<(Millis, Timeout)>,
     flush_waiters: Vec<Function>,
     keepalive_bytes: usize,
+    /// Bytes handed to sendBeacon since the page was last visible: the
+    /// browser's 64 KiB budget covers them until they are sent.
+    beacon_bytes: usize,
     compress: bool,
     closed: bool,
     listeners: Vec<Listener>,
@@ -162,8 +165,9 @@ impl Driver {
             return;
         }
         if self.opts.beacon_on_hide && browser::online() {
-            let mut budget = KEEPALIVE_BUDGET.saturating_sub(self.keepalive_bytes);
-            while let Some(b) = self.core.next_beacon(now, budget) {
+            loop {
+                let budget = KEEPALIVE_BUDGET.saturating_sub(self.keepalive_bytes + self.beacon_bytes);
+                let Some(b) = self.core.next_beacon(now, budget) else { break };
                 let sent = transport::beacon(&b.url, &b.body);
                 let outcome = if sent { Outcome::Handoff } else { Outcome::NotSent };
                 let r = self.rand.u32();
@@ -172,7 +176,7 @@ impl Driver {
                     self.web.beacons_refused += 1;
                     break;
                 }
-                budget = budget.saturating_sub(b.body.len());
+                self.beacon_bytes += b.body.len();
             }
         }
         self.persist(now, true);
@@ -295,6 +299,7 @@ pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shar
         timer: None,
         flush_waiters: Vec::new(),
         keepalive_bytes: 0,
+        beacon_bytes: 0,
         compress: opts.compress,
         closed: false,
         listeners: Vec::new(),
@@ -421,6 +426,9 @@ fn on_visibility(shared: &Shared, _e: Event) {
             d.on_hide(now_ms());
         }
     } else {
+        if let Ok(mut d) = shared.try_borrow_mut() {
+            d.beacon_bytes = 0;
+        }
         let s = shared.clone();
         wasm_bindgen_futures::spawn_local(async move {
             adopt_orphans(&s).await;
@@ -448,25 +456,36 @@ fn on_pageshow(shared: &Shared, e: Event) {
     if !persisted {
         return;
     }
+    // Back from the back/forward cache. This page stored everything when it
+    // left; another page of this tab (or another tab) may have sent part of
+    // it and added its own since, so the stored queue is the truth. Read it
+    // now, before the host can track again.
+    if let Ok(mut d) = shared.try_borrow_mut() {
+        let now = now_ms();
+        let qkey = d.queue_key(&d.tab.clone());
+        let stored = d.store.get(&qkey);
+        if d.store.available() && d.core.replace_queue(stored.as_deref().map(str::as_bytes), now).is_err() {
+            d.web.discarded_snapshots += 1;
+        }
+        let ikey = d.key("id");
+        if let Some(id) = d.store.get(&ikey) {
+            let _ = d.core.restore_identity(id.as_bytes());
+        }
+        d.beacon_bytes = 0;
+    }
     let s = shared.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let Ok((name, qkey, locks)) = s.try_borrow().map(|d| {
-            let tab = d.tab.clone();
-            (d.key(&format!("tab.{tab}")), d.queue_key(&tab), d.web.web_locks)
-        }) else {
+        let Ok((name, locks)) = s.try_borrow().map(|d| (d.key(&format!("tab.{}", d.tab)), d.web.web_locks))
+        else {
             return;
         };
         let held = if locks { tabs::acquire(&name, Wait::Forever).await } else { None };
         if let Ok(mut d) = s.try_borrow_mut() {
             d.tab_lock = held;
-            // Another tab adopted our stored queue while we slept: it sends
-            // those events now, so we must not.
-            if d.store.available() && d.store.get(&qkey).is_none() && d.core.stats().queued > 0 {
-                d.core.hand_over(now_ms());
-            }
         }
         drive(&s);
     });
+    drive(shared);
 }
 
 fn on_online(shared: &Shared, _e: Event) {

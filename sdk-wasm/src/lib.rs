@@ -20,7 +20,7 @@ use crate::driver::{Shared, WebOptions};
 
 /// A host's mistake, as the JavaScript error class that fits it.
 fn event_error(e: EventError) -> JsValue {
-    let msg = e.to_string();
+    let msg = format!("threadline: {e}");
     match e {
         EventError::Empty { .. } | EventError::NotAnObject { .. } => TypeError::new(&msg).into(),
         EventError::NameTooLong { .. } | EventError::TooDeep { .. } | EventError::TooLarge { .. } => {
@@ -46,14 +46,16 @@ impl Threadline {
     /// each as JSON. Restores stored events and identity, claims this tab's
     /// queue, adopts the queues of closed tabs.
     pub async fn create(config: String, web: String) -> Result<Threadline, JsValue> {
-        let config = Config::from_json(&config).map_err(|e| TypeError::new(&e.to_string()))?;
+        let config = Config::from_json(&config).map_err(|e| TypeError::new(&format!("threadline: {e}")))?;
         let web: WebOptions = if web.trim().is_empty() {
             WebOptions::default()
         } else {
-            serde_json::from_str(&web).map_err(|e| TypeError::new(&format!("browser options: {e}")))?
+            serde_json::from_str(&web)
+                .map_err(|e| TypeError::new(&format!("threadline: browser options: {e}")))?
         };
         let mut rand = browser::RandomPool::new();
-        let core = Client::new(config, rand.bytes16()).map_err(|e| TypeError::new(&e.to_string()))?;
+        let core =
+            Client::new(config, rand.bytes16()).map_err(|e| TypeError::new(&format!("threadline: {e}")))?;
         let shared = driver::start(core, web, rand).await;
         Ok(Threadline { shared })
     }

@@ -327,7 +327,14 @@ async fn a_live_tab_keeps_its_queue_and_a_closed_tab_is_adopted() {
         "the orphan key is gone"
     );
     set_failing(false);
+    // The adopted snapshot carries the failing tab's backoff: wait it out.
     JsFuture::from(third.flush()).await.unwrap();
+    for _ in 0..100 {
+        if stats(&third)["delivered"].as_u64() == Some(4) {
+            break;
+        }
+        sleep(20).await;
+    }
     let delivered: Vec<String> = calls()
         .iter()
         .filter(|c| c["ok"] == true)
