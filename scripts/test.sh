@@ -36,7 +36,8 @@ cargo test -q --workspace
 step "sdk-wasm tests in headless Chromium"
 export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
-WASM_CARGO_QUIET=1 scripts/wasm-cargo.sh test -q -p sdk-wasm
+# No -q: cargo would pass --quiet on to wasm-bindgen-test-runner, which refuses it.
+WASM_CARGO_QUIET=1 scripts/wasm-cargo.sh test -p sdk-wasm
 
 step "npm package release build"
 npm/scripts/build.sh

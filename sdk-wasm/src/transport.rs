@@ -57,55 +57,45 @@ pub async fn fetch(
     keepalive: bool,
     timeout_ms: u32,
 ) -> Outcome {
-    match try_fetch(url, headers, gzipped, body, keepalive, timeout_ms).await {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::NetworkError,
-    }
-}
-
-async fn try_fetch(
-    url: &str,
-    headers: &[(String, String)],
-    gzipped: bool,
-    body: &[u8],
-    keepalive: bool,
-    timeout_ms: u32,
-) -> Result<Outcome, JsValue> {
-    let w = window().ok_or(JsValue::NULL)?;
-    let h = web_sys::Headers::new()?;
-    for (k, v) in headers {
-        h.append(k, v)?;
-    }
-    if gzipped {
-        h.append("Content-Encoding", "gzip")?;
-    }
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_headers_headers(&h);
-    init.set_body(&Uint8Array::from(body));
-    init.set_mode(RequestMode::Cors);
-    init.set_credentials(RequestCredentials::Omit);
-    if keepalive {
-        // keepalive lets the request finish if the page goes away meanwhile.
-        Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE)?;
-    }
-    let abort = web_sys::AbortController::new()?;
-    init.set_signal(Some(&abort.signal()));
-    let timer = gloo_timers::callback::Timeout::new(timeout_ms, move || abort.abort());
-    let result = JsFuture::from(w.fetch_with_str_and_init(url, &init)).await;
-    drop(timer);
-    let response: Response = result?.dyn_into()?;
-    // An opaque or failed response has status 0: treat as no answer.
-    let code = response.status();
-    if code == 0 {
-        return Ok(Outcome::NetworkError);
-    }
-    let retry_after = response.headers().get("Retry-After").ok().flatten();
-    // Drain the body so the connection can be reused; its content is unused.
-    if let Ok(p) = response.text() {
-        let _ = JsFuture::from(p).await;
-    }
-    Ok(Outcome::Status { code, retry_after })
+    let attempt = async {
+        let w = window().ok_or(JsValue::NULL)?;
+        let h = web_sys::Headers::new()?;
+        for (k, v) in headers {
+            h.append(k, v)?;
+        }
+        if gzipped {
+            h.append("Content-Encoding", "gzip")?;
+        }
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_headers_headers(&h);
+        init.set_body(&Uint8Array::from(body));
+        init.set_mode(RequestMode::Cors);
+        init.set_credentials(RequestCredentials::Omit);
+        if keepalive {
+            // keepalive lets the request finish if the page goes away meanwhile.
+            Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE)?;
+        }
+        let abort = web_sys::AbortController::new()?;
+        init.set_signal(Some(&abort.signal()));
+        let timer = gloo_timers::callback::Timeout::new(timeout_ms, move || abort.abort());
+        let result = JsFuture::from(w.fetch_with_str_and_init(url, &init)).await;
+        drop(timer);
+        let response: Response = result?.dyn_into()?;
+        // An opaque or failed response has status 0: treat as no answer.
+        let code = response.status();
+        if code == 0 {
+            return Ok(Outcome::NetworkError);
+        }
+        let retry_after = response.headers().get("Retry-After").ok().flatten();
+        // Drain the body so the connection can be reused; its content is unused.
+        if let Ok(p) = response.text() {
+            let _ = JsFuture::from(p).await;
+        }
+        Ok(Outcome::Status { code, retry_after })
+    };
+    let result: Result<Outcome, JsValue> = attempt.await;
+    result.unwrap_or(Outcome::NetworkError)
 }
 
 /// `navigator.sendBeacon` with a text/plain body (no CORS preflight, which
