@@ -351,8 +351,12 @@ impl Client {
             self.delivery.merge_backoff(b);
         }
         // One pass with a set: restoring must stay linear in the queue size.
-        let mut known: std::collections::BTreeSet<Box<str>> =
-            self.queue.iter().map(|e| e.message_id.clone()).collect();
+        // Inserted one by one: `collect` would sort first and ship two sort
+        // implementations in the wasm for no gain here.
+        let mut known = std::collections::BTreeSet::new();
+        for e in self.queue.iter() {
+            known.insert(e.message_id.clone());
+        }
         let mut added = 0;
         for ev in decoded.events {
             if !known.insert(ev.id.as_ref().into()) {
