@@ -81,10 +81,6 @@ impl Client {
         &self.identity
     }
 
-    pub fn page_context(&self) -> Option<&Page> {
-        self.context.page()
-    }
-
     pub fn set_environment(&mut self, env: Environment) {
         self.context.set_environment(env);
     }
@@ -343,10 +339,25 @@ impl Client {
     /// Adds the events of a snapshot (this process's previous life, or a
     /// queue adopted from a closed tab). Events already queued are skipped
     /// by messageId, so adopting twice sends nothing twice. Restored events
-    /// are due at once. Returns how many were added.
+    /// are due at once (after any retry wait the snapshot carries). Returns
+    /// how many were added.
     pub fn restore(&mut self, bytes: &[u8], now: Millis) -> Result<usize, SnapshotError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
-        let decoded = snapshot::decode(text)?;
+        let decoded = decode(bytes)?;
+        Ok(self.merge(decoded, now))
+    }
+
+    /// Replaces the queue with a stored snapshot (or with nothing). A page
+    /// coming back from the back/forward cache does this: it stored all it
+    /// had when it left, and another page of the tab may have sent some of
+    /// it and added its own since, so the stored queue is the truth. A
+    /// snapshot that cannot be read changes nothing.
+    pub fn replace_queue(&mut self, bytes: Option<&[u8]>, now: Millis) -> Result<usize, SnapshotError> {
+        let decoded = bytes.map(decode).transpose()?;
+        self.hand_over(now);
+        Ok(decoded.map_or(0, |d| self.merge(d, now)))
+    }
+
+    fn merge(&mut self, decoded: snapshot::Decoded<'_>, now: Millis) -> usize {
         if let Some(b) = decoded.backoff {
             self.delivery.merge_backoff(b);
         }
@@ -370,36 +381,18 @@ impl Client {
         if added > 0 {
             self.mark_dirty(now);
         }
-        Ok(added)
+        added
     }
 
-    /// Gives up every queued event because another process took them over
-    /// (a tab adopted this page's stored queue while it sat in the
-    /// back/forward cache). Returns how many undelivered events went.
-    pub fn hand_over(&mut self, now: Millis) -> usize {
+    /// Gives up every queued event: the stored queue replaces them (see
+    /// [`Client::replace_queue`]). Returns how many undelivered events went.
+    fn hand_over(&mut self, now: Millis) -> usize {
         let n = self.queue.remove_where(|_| true).len();
         self.stats.handed_over += n as u64;
         if n > 0 {
             self.mark_dirty(now);
         }
         n
-    }
-
-    /// Replaces the queue with a stored snapshot (or with nothing). A page
-    /// coming back from the back/forward cache does this: it stored all it
-    /// had when it left, and another page of the tab may have sent some of
-    /// it and added its own since, so the stored queue is the truth. A
-    /// snapshot that cannot be read changes nothing.
-    pub fn replace_queue(&mut self, bytes: Option<&[u8]>, now: Millis) -> Result<usize, SnapshotError> {
-        if let Some(b) = bytes {
-            let text = std::str::from_utf8(b).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
-            snapshot::decode(text)?;
-        }
-        self.hand_over(now);
-        match bytes {
-            Some(b) => self.restore(b, now),
-            None => Ok(0),
-        }
     }
 
     /// Replaces the fresh identity with the stored one.
@@ -428,6 +421,12 @@ impl Client {
     pub fn uploads_in_flight(&self) -> usize {
         self.delivery.in_flight_uploads()
     }
+}
+
+/// Snapshot bytes as text, then parsed; any failure is a typed error.
+fn decode(bytes: &[u8]) -> Result<snapshot::Decoded<'_>, SnapshotError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+    snapshot::decode(text)
 }
 
 #[cfg(test)]

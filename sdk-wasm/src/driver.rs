@@ -129,6 +129,29 @@ impl Driver {
         }
     }
 
+    /// Takes this tab's stored identity and queue as the truth: at start (the
+    /// queue is empty then, so this restores it) and when the page comes
+    /// back from the back/forward cache. An unreadable stored value is
+    /// counted and removed; it changes nothing in memory.
+    fn load_stored(&mut self, now: Millis) {
+        if !self.store.available() {
+            return; // memory only: nothing stored can be newer than memory
+        }
+        let ikey = self.key("id");
+        if let Some(stored) = self.store.get(&ikey) {
+            if self.core.restore_identity(stored.as_bytes()).is_err() {
+                self.web.discarded_snapshots += 1;
+                self.store.remove(&ikey);
+            }
+        }
+        let qkey = self.queue_key(&self.tab);
+        let stored = self.store.get(&qkey);
+        if self.core.replace_queue(stored.as_deref().map(str::as_bytes), now).is_err() {
+            self.web.discarded_snapshots += 1;
+            self.store.remove(&qkey);
+        }
+    }
+
     /// (Re)arms the single timer for the core's next deadline; none at all
     /// when the core needs no callback.
     fn arm(&mut self, weak: &Weak<RefCell<Driver>>, now: Millis) {
@@ -314,20 +337,7 @@ pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shar
         if let Some(p) = browser::page() {
             d.core.set_page(p);
         }
-        let now = now_ms();
-        let ikey = d.key("id");
-        if let Some(stored) = d.store.get(&ikey) {
-            if d.core.restore_identity(stored.as_bytes()).is_err() {
-                d.web.discarded_snapshots += 1;
-            }
-        }
-        let qkey = d.queue_key(&d.tab.clone());
-        if let Some(stored) = d.store.get(&qkey) {
-            if d.core.restore(stored.as_bytes(), now).is_err() {
-                d.web.discarded_snapshots += 1;
-                d.store.remove(&qkey);
-            }
-        }
+        d.load_stored(now_ms());
     }
     adopt_orphans(&shared).await;
     listen(&shared);
@@ -461,16 +471,7 @@ fn on_pageshow(shared: &Shared, e: Event) {
     // it and added its own since, so the stored queue is the truth. Read it
     // now, before the host can track again.
     if let Ok(mut d) = shared.try_borrow_mut() {
-        let now = now_ms();
-        let qkey = d.queue_key(&d.tab.clone());
-        let stored = d.store.get(&qkey);
-        if d.store.available() && d.core.replace_queue(stored.as_deref().map(str::as_bytes), now).is_err() {
-            d.web.discarded_snapshots += 1;
-        }
-        let ikey = d.key("id");
-        if let Some(id) = d.store.get(&ikey) {
-            let _ = d.core.restore_identity(id.as_bytes());
-        }
+        d.load_stored(now_ms());
         d.beacon_bytes = 0;
     }
     let s = shared.clone();
