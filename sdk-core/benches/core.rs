@@ -60,7 +60,7 @@ fn config() -> Config {
 
 /// A client as the web binding sets it up: library, environment, page.
 fn client_with(cfg: Config, rng: &mut Rng) -> Client {
-    let mut c = Client::new(cfg, rng.bytes16()).expect("valid config");
+    let mut c = Client::new(cfg, 0, rng.bytes16()).expect("valid config");
     c.set_environment(Environment {
         locale: Some("de-DE".into()),
         timezone: Some("Europe/Berlin".into()),

@@ -1,23 +1,43 @@
-//! The client: one object per configured SDK instance that ties events,
-//! queue, delivery and persistence together. It is a state machine in the
-//! style of quinn-proto: every call takes the current time (and random bytes
-//! where it needs them) and returns what the binding must do.
+//! The client: one object per configured SDK instance that ties consent,
+//! identity, events, queue, delivery and persistence together. It is a
+//! state machine in the style of quinn-proto: every call takes the current
+//! time (and random bytes where it needs them) and returns what the binding
+//! must do.
 //!
 //! A binding's loop is:
-//! 1. call `track`/`page`/... as the host calls the SDK;
+//! 1. call `track`/`page`/`set_consent`/... as the host calls the SDK;
 //! 2. whenever `poll_timeout` says so (or after any call), call
 //!    `next_upload` until it stops returning uploads, perform each, and report
 //!    it with `upload_finished`;
 //! 3. call `take_persist` and write/remove what it returns;
-//! 4. sleep until `poll_timeout`; no timer at all when it returns `None`.
+//! 4. drain `take_notices` and tell the host (session started, consent
+//!    changed);
+//! 5. sleep until `poll_timeout`; no timer at all when it returns `None`.
+//!
+//! Consent rules, the same on every platform (see the README's table):
+//! - `analytics` pending: events are held in memory only (bounded), no
+//!   device id is created, nothing is stored or sent;
+//! - granted: held events are released into the queue, a device id is
+//!   created and stored, the queue is persisted and sent;
+//! - denied: held and queued events are dropped, the device id, identity
+//!   and stored queue are deleted, nothing is sent (but an optional
+//!   `Consent Changed` record without identifiers).
+//!
+//! Storage is in use exactly while a device id exists: one exists only
+//! after `analytics` was granted on this device, and denial deletes it.
 
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::config::{Config, ConfigError};
+use crate::consent::{self, Choice, Consent, ConsentError, ConsentState, ConsentUpdate, Source};
 use crate::context::{Context, Environment, Page};
 use crate::delivery::{Delivery, DeliveryError, NextUpload, Outcome, Upload};
 use crate::event::{self, check_name, check_object, EventError, Kind, Parts};
-use crate::identity::Identity;
+use crate::identity::{self, Device, Identity, Session, Touch};
 use crate::queue::{Queue, State};
 use crate::snapshot::{self, EventOut, SnapshotError};
 use crate::stats::Stats;
@@ -34,43 +54,134 @@ pub enum Store {
 /// that slot as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Persist {
+    /// The queue snapshot (per tab on the web, one file on mobile).
     pub queue: Option<Store>,
+    /// The identity record: user id, traits, ids, session.
     pub identity: Option<Store>,
+    /// The device record: id, creation, expiry, consent. The web binding
+    /// keeps it in a cookie on the registrable domain; it changes rarely.
+    pub device: Option<Store>,
+    /// `analytics` was denied: besides the slots above, delete everything
+    /// this SDK ever stored on the device (other tabs' stored queues too).
+    pub wipe: bool,
 }
 
 impl Persist {
     pub fn is_empty(&self) -> bool {
-        self.queue.is_none() && self.identity.is_none()
+        self.queue.is_none() && self.identity.is_none() && self.device.is_none() && !self.wipe
     }
+}
+
+/// Things the host may want to hear about, drained by
+/// [`Client::take_notices`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    SessionStarted { id: u64 },
+    ConsentChanged { consent: Consent },
+}
+
+/// An event collected while `analytics` was pending: encoded already, but
+/// without a device id, which does not exist yet.
+#[derive(Debug)]
+struct Held {
+    message_id: Box<str>,
+    json: Box<str>,
+    created: Millis,
+}
+
+/// Write-back urgency of the identity record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dirty {
+    Clean,
+    /// Only the session advanced: written with the next debounced write.
+    Since(Millis),
+    Now,
+}
+
+/// What `getIdentity()` reports.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityView<'a> {
+    /// Sent as `anonymousId`; `null` until `analytics` is granted.
+    pub device_id: Option<&'a str>,
+    pub device_id_created: Option<Millis>,
+    pub device_id_expires: Option<Millis>,
+    pub user_id: Option<&'a str>,
+    pub traits: &'a event::Object,
+    pub ids: &'a BTreeMap<String, String>,
+    pub session: Option<&'a Session>,
+}
+
+/// What `getConsent()` reports.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentView {
+    #[serde(flatten)]
+    pub consent: Consent,
+    pub gpc: bool,
 }
 
 #[derive(Debug)]
 pub struct Client {
     config: Config,
     context: Context,
+    consent: ConsentState,
     identity: Identity,
+    held: VecDeque<Held>,
+    held_bytes: usize,
     queue: Queue,
     delivery: Delivery,
     stats: Stats,
+    notices: Vec<Notice>,
     /// Time of the first queue change not yet handed out for persisting.
     queue_dirty_since: Option<Millis>,
-    identity_dirty: bool,
+    identity_dirty: Dirty,
+    /// The device record must be written (or removed, when there is none).
+    device_dirty: bool,
+    /// Denial happened: every stored slot must be removed.
+    wipe: bool,
+}
+
+/// A second, independent 16 bytes from one caller-supplied draw, so one
+/// call can mint both a messageId and a device id.
+fn fork(random: [u8; 16], tag: &[u8]) -> [u8; 16] {
+    let digest = Sha256::new().chain_update(random).chain_update(tag).finalize();
+    let mut out = [0u8; 16];
+    for (o, d) in out.iter_mut().zip(digest) {
+        *o = d;
+    }
+    out
 }
 
 impl Client {
-    /// `random` seeds the device id used until a stored identity is restored.
-    pub fn new(config: Config, random: [u8; 16]) -> Result<Client, ConfigError> {
+    /// `random` seeds the device id, created here only if `analytics` is
+    /// granted by default; a stored device record replaces it (see
+    /// [`Client::restore_device`]).
+    pub fn new(config: Config, now: Millis, random: [u8; 16]) -> Result<Client, ConfigError> {
         config.validate()?;
-        Ok(Client {
-            context: Context::new(config.library.clone()),
-            identity: Identity::new(random),
+        let consent = ConsentState::new(&config.consent);
+        let mut context = Context::new(config.library.clone());
+        context.set_consent(consent.effective());
+        let mut c = Client {
+            context,
+            consent,
+            identity: Identity::default(),
+            held: VecDeque::new(),
+            held_bytes: 0,
             queue: Queue::new(config.queue.max_events, config.queue.max_bytes),
             delivery: Delivery::new(&config),
             stats: Stats::default(),
+            notices: Vec::new(),
             queue_dirty_since: None,
-            identity_dirty: true,
+            identity_dirty: Dirty::Clean,
+            device_dirty: false,
+            wipe: false,
             config,
-        })
+        };
+        if c.analytics() == Choice::Granted {
+            c.create_device(now, random);
+        }
+        Ok(c)
     }
 
     pub fn config(&self) -> &Config {
@@ -81,6 +192,32 @@ impl Client {
         &self.identity
     }
 
+    pub fn identity_view(&self) -> IdentityView<'_> {
+        let d = self.identity.device.as_ref();
+        IdentityView {
+            device_id: d.map(|d| d.id.as_str()),
+            device_id_created: d.map(|d| d.created),
+            device_id_expires: d.map(|d| d.expires),
+            user_id: self.identity.user_id.as_deref(),
+            traits: &self.identity.traits,
+            ids: &self.identity.ids,
+            session: self.identity.session.as_ref(),
+        }
+    }
+
+    /// The consent every decision uses now (GPC applied).
+    pub fn consent(&self) -> Consent {
+        self.consent.effective()
+    }
+
+    pub fn consent_view(&self) -> ConsentView {
+        ConsentView { consent: self.consent.effective(), gpc: self.consent.gpc() }
+    }
+
+    fn analytics(&self) -> Choice {
+        self.consent.effective().analytics
+    }
+
     pub fn set_environment(&mut self, env: Environment) {
         self.context.set_environment(env);
     }
@@ -89,7 +226,174 @@ impl Client {
         self.context.set_page(page);
     }
 
-    /// Records a `track` event; returns its messageId.
+    /// What happened since the last call, oldest first.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    // ---- consent ---------------------------------------------------------
+
+    /// Applies the host's choices, `{"analytics":"granted", ...}` (any
+    /// subset of purposes). Returns the consent now in force.
+    pub fn set_consent(
+        &mut self,
+        json: &str,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Consent, ConsentError> {
+        let update = ConsentUpdate::from_json(json)?;
+        Ok(self.update_consent(&update, Some(Source::Api), now, random))
+    }
+
+    /// Applies an IAB TCF TC string (from a CMP). A string that cannot be
+    /// decoded is refused whole and changes nothing.
+    pub fn set_consent_tcf(
+        &mut self,
+        tc_string: &str,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Consent, ConsentError> {
+        let update = consent::tcf_update(&self.config.consent, tc_string)?;
+        Ok(self.update_consent(&update, Some(Source::Tcf), now, random))
+    }
+
+    /// The CMP says GDPR does not apply to this person (`gdprApplies:
+    /// false`): the TCF-mapped purposes need no consent.
+    pub fn set_tcf_not_applicable(&mut self, now: Millis, random: [u8; 16]) -> Consent {
+        let update = self.config.consent.tcf_not_applicable();
+        self.update_consent(&update, Some(Source::Tcf), now, random)
+    }
+
+    /// The Global Privacy Control signal: while on, `sale` and
+    /// `advertising` read as denied whatever else says. A browser setting,
+    /// not a choice made on this page, so it records no event; every event
+    /// still carries its effect in `context.consent`.
+    pub fn set_gpc(&mut self, on: bool, now: Millis, random: [u8; 16]) {
+        let before = (self.consent.effective(), self.consent.base());
+        self.consent.set_gpc(on);
+        self.consent_moved(before, None, now, random);
+    }
+
+    fn update_consent(
+        &mut self,
+        update: &ConsentUpdate,
+        source: Option<Source>,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Consent {
+        let before = (self.consent.effective(), self.consent.base());
+        self.consent.apply(update);
+        self.consent_moved(before, source, now, random);
+        self.consent.effective()
+    }
+
+    /// Carries out what a consent change means. `source` is `None` for
+    /// changes that are not choices (stored state, GPC): they record no
+    /// `Consent Changed` event.
+    fn consent_moved(
+        &mut self,
+        (before, before_base): (Consent, Consent),
+        source: Option<Source>,
+        now: Millis,
+        random: [u8; 16],
+    ) {
+        let after = self.consent.effective();
+        if after.analytics != Choice::Denied && before_base != self.consent.base() {
+            if let Some(d) = &mut self.identity.device {
+                d.consent = self.consent.base();
+                self.device_dirty = true;
+            }
+        }
+        if after == before {
+            return;
+        }
+        self.context.set_consent(after);
+        self.notices.push(Notice::ConsentChanged { consent: after });
+        match after.analytics {
+            Choice::Granted => {
+                if self.identity.device.is_none() {
+                    self.create_device(now, fork(random, b"device"));
+                }
+                self.release_held(now);
+                self.identity_dirty = Dirty::Now;
+            }
+            Choice::Denied => self.wipe(),
+            Choice::Pending => {}
+        }
+        let Some(source) = source else { return };
+        let props = consent_properties(after, source);
+        if after.analytics == Choice::Denied {
+            if self.config.consent.send_denial {
+                self.record_denial(&props, now, random);
+            }
+            return;
+        }
+        let _ = self.record(Kind::Track { event: CONSENT_EVENT }, Some(&props), None, None, now, random);
+    }
+
+    fn create_device(&mut self, now: Millis, random: [u8; 16]) {
+        self.identity.device = Some(Device::new(random, now, &self.config.identity, self.consent.base()));
+        self.device_dirty = true;
+        self.identity_dirty = Dirty::Now;
+    }
+
+    /// Held events enter the queue, in order, with the device id.
+    fn release_held(&mut self, now: Millis) {
+        let Some(anon) = self.identity.anonymous_id().map(str::to_owned) else { return };
+        self.held_bytes = 0;
+        for h in std::mem::take(&mut self.held) {
+            let json = event::with_anonymous_id(&h.json, &anon);
+            let dropped = self.queue.push(h.message_id, json, h.created, now, 0);
+            self.stats.dropped_queue_full += dropped as u64;
+        }
+        self.mark_dirty(now);
+    }
+
+    /// Denial: everything collected and every identifier goes, in memory
+    /// and in storage.
+    fn wipe(&mut self) {
+        self.stats.dropped_consent += self.held.len() as u64;
+        self.held.clear();
+        self.held_bytes = 0;
+        self.stats.dropped_consent += self.queue.remove_where(|_| true).len() as u64;
+        self.identity.forget_person();
+        self.identity.device = None;
+        self.context.set_session(None);
+        self.wipe = true;
+        self.queue_dirty_since = None;
+        self.identity_dirty = Dirty::Clean;
+        self.device_dirty = false;
+    }
+
+    /// The one record a denial may send: no device id, no user id, no
+    /// session; never stored.
+    fn record_denial(&mut self, props: &RawValue, now: Millis, random: [u8; 16]) {
+        let encoded = event::encode(
+            Parts {
+                kind: Kind::Track { event: CONSENT_EVENT },
+                properties: Some(props),
+                traits: None,
+                anonymous_id: None,
+                user_id: None,
+                context: self.context.json(),
+                external_ids: None,
+                now,
+                random,
+            },
+            &self.config.limits,
+        );
+        if let Ok(e) = encoded {
+            self.stats.accepted += 1;
+            let dropped = self.queue.push(e.message_id.into_boxed_str(), e.json, now, now, 0);
+            self.stats.dropped_queue_full += dropped as u64;
+        }
+    }
+
+    // ---- events ----------------------------------------------------------
+
+    /// Records a `track` event; returns its messageId. While `analytics` is
+    /// denied the event is checked, counted in `droppedConsent` and
+    /// discarded.
     pub fn track(
         &mut self,
         event: &str,
@@ -100,7 +404,7 @@ impl Client {
         let r = check_name("event name", event, &self.config.limits)
             .and_then(|()| check_object("properties", properties, &self.config.limits));
         let props = self.counted(r)?;
-        self.record(Kind::Track { event }, props, None, now, random)
+        self.record(Kind::Track { event }, props, None, None, now, random)
     }
 
     /// Records a `page` event. Its properties start from the current page
@@ -126,7 +430,7 @@ impl Client {
             merged.extend(event::parse_object(user.get()));
         }
         let merged = Some(event::object_json(&merged));
-        self.record(Kind::Page { name }, merged.as_deref(), None, now, random)
+        self.record(Kind::Page { name }, merged.as_deref(), None, None, now, random)
     }
 
     /// Records a `screen` event (apps).
@@ -141,33 +445,95 @@ impl Client {
         let r = check_name("screen name", name, limits)
             .and_then(|()| check_object("properties", properties, limits));
         let props = self.counted(r)?;
-        self.record(Kind::Screen { name }, props, None, now, random)
+        self.record(Kind::Screen { name }, props, None, None, now, random)
     }
 
-    /// Attaches a known user id (and traits) to this device and records an
-    /// `identify` event. Later events carry the user id.
+    /// Attaches a known user id, traits and namespaced ids
+    /// (`{"email": ..., "phone": ..., "crmId": ...}`; emails and phones are
+    /// normalised and hashed unless configured otherwise) and records an
+    /// `identify` event carrying them in `context.externalIds`. Any of the
+    /// three may be left out, not all. Later events carry the user id.
     pub fn identify(
         &mut self,
-        user_id: &str,
+        user_id: Option<&str>,
         traits: Option<&str>,
+        ids: Option<&str>,
         now: Millis,
         random: [u8; 16],
     ) -> Result<String, EventError> {
         let limits = &self.config.limits;
-        let r = check_name("user id", user_id, limits).and_then(|()| check_object("traits", traits, limits));
-        let traits = self.counted(r)?;
-        let previous = self.identity.user_id.replace(user_id.to_owned());
-        let result = self.record(Kind::Identify, None, traits, now, random);
+        let r = (|| {
+            if user_id.is_none() && traits.is_none() && ids.is_none() {
+                return Err(EventError::Empty { what: "identify (a user id, traits or ids)" });
+            }
+            if let Some(u) = user_id {
+                check_name("user id", u, limits)?;
+            }
+            let traits = check_object("traits", traits, limits)?;
+            let ids = ids.map(|j| identity::parse_ids(j, &self.config.identity)).transpose()?;
+            Ok((traits, ids))
+        })();
+        let (traits, ids) = self.counted(r)?;
+        let previous = (self.identity.user_id.clone(), self.identity.ids.clone());
+        if let Some(u) = user_id {
+            self.identity.user_id = Some(u.to_owned());
+        }
+        if let Some(ids) = ids {
+            self.identity.ids.extend(ids);
+        }
+        let external = external_ids(&self.identity.ids, &self.config.identity.hash_ids);
+        let result = self.record(Kind::Identify, None, traits, external.as_deref(), now, random);
         match &result {
             Ok(_) => {
                 if let Some(t) = traits {
                     self.identity.merge_traits(event::parse_object(t.get()));
                 }
-                self.identity_dirty = true;
+                self.identity_dirty = Dirty::Now;
             }
-            Err(_) => self.identity.user_id = previous,
+            Err(_) => (self.identity.user_id, self.identity.ids) = previous,
         }
         result
+    }
+
+    /// Links `user_id` with a previous id (by default the current user id,
+    /// else the device id), as Segment's `alias`; the current user id does
+    /// not change.
+    pub fn alias(
+        &mut self,
+        user_id: &str,
+        previous_id: Option<&str>,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<String, EventError> {
+        let limits = &self.config.limits;
+        let known = self.identity.user_id.clone().or_else(|| self.identity.anonymous_id().map(str::to_owned));
+        let r = check_name("user id", user_id, limits).and_then(|()| {
+            let prev = previous_id
+                .map(str::to_owned)
+                .or(known)
+                .ok_or(EventError::Empty { what: "previous id (no user or device id is known yet)" })?;
+            check_name("previous id", &prev, limits).map(|()| prev)
+        });
+        let prev = self.counted(r)?;
+        // Segment's alias carries the new id as `userId`.
+        let before = self.identity.user_id.replace(user_id.to_owned());
+        let result = self.record(Kind::Alias { previous_id: &prev }, None, None, None, now, random);
+        self.identity.user_id = before;
+        result
+    }
+
+    /// Logout: the user id, traits, ids and session are forgotten and the
+    /// device id is rotated, so nothing links what comes next to the person
+    /// who left. Queued events keep the ids they were collected with.
+    pub fn reset(&mut self, now: Millis, random: [u8; 16]) {
+        self.identity.forget_person();
+        self.context.set_session(None);
+        self.identity_dirty = Dirty::Now;
+        if self.analytics() == Choice::Granted {
+            self.create_device(now, fork(random, b"reset"));
+        } else if self.identity.device.take().is_some() {
+            self.device_dirty = true;
+        }
     }
 
     fn counted<T>(&mut self, r: Result<T, EventError>) -> Result<T, EventError> {
@@ -182,17 +548,41 @@ impl Client {
         kind: Kind<'_>,
         properties: Option<&RawValue>,
         traits: Option<&RawValue>,
+        external_ids: Option<&str>,
         now: Millis,
         random: [u8; 16],
     ) -> Result<String, EventError> {
+        let analytics = self.analytics();
+        if analytics != Choice::Denied {
+            self.renew_device(now, random);
+            match self.identity.touch(now, &self.config.identity) {
+                Touch::Started(id) => {
+                    self.notices.push(Notice::SessionStarted { id });
+                    self.context.set_session(Some((id, true)));
+                }
+                Touch::Continued => {
+                    if let Some(s) = self.identity.session {
+                        self.context.set_session(Some((s.id, false)));
+                    }
+                }
+            }
+            if self.identity_dirty == Dirty::Clean {
+                self.identity_dirty = Dirty::Since(now);
+            }
+        }
+        let anonymous_id = match analytics {
+            Choice::Granted => self.identity.anonymous_id(),
+            _ => None,
+        };
         let encoded = event::encode(
             Parts {
                 kind,
                 properties,
                 traits,
-                anonymous_id: &self.identity.anonymous_id,
+                anonymous_id,
                 user_id: self.identity.user_id.as_deref(),
                 context: self.context.json(),
+                external_ids,
                 now,
                 random,
             },
@@ -200,19 +590,55 @@ impl Client {
         );
         let encoded = self.counted(encoded)?;
         let id = encoded.message_id.clone();
-        let dropped = self.queue.push(encoded.message_id.into_boxed_str(), encoded.json, now, now, 0);
-        self.stats.dropped_queue_full += dropped as u64;
         self.stats.accepted += 1;
-        self.mark_dirty(now);
+        match analytics {
+            Choice::Granted => {
+                let dropped = self.queue.push(encoded.message_id.into_boxed_str(), encoded.json, now, now, 0);
+                self.stats.dropped_queue_full += dropped as u64;
+                self.mark_dirty(now);
+            }
+            Choice::Pending => self.hold(encoded.message_id.into_boxed_str(), encoded.json, now),
+            Choice::Denied => self.stats.dropped_consent += 1,
+        }
         Ok(id)
+    }
+
+    fn hold(&mut self, message_id: Box<str>, json: Box<str>, now: Millis) {
+        self.held_bytes += json.len();
+        self.held.push_back(Held { message_id, json, created: now });
+        let cfg = &self.config.consent;
+        while self.held.len() > cfg.max_held_events || self.held_bytes > cfg.max_held_bytes {
+            let Some(old) = self.held.pop_front() else { break };
+            self.held_bytes -= old.json.len();
+            self.stats.dropped_held_full += 1;
+        }
+    }
+
+    /// Rotates an expired device id, or extends it when renewal is on (at
+    /// most one write a day).
+    fn renew_device(&mut self, now: Millis, random: [u8; 16]) {
+        let cfg = &self.config.identity;
+        let Some(d) = &mut self.identity.device else { return };
+        if cfg.renew_device_id {
+            let expires = now.saturating_add(cfg.device_id_max_age_ms);
+            if expires.saturating_sub(d.expires) >= 86_400_000 {
+                d.expires = expires;
+                self.device_dirty = true;
+            }
+        } else if now >= d.expires {
+            if self.analytics() == Choice::Granted {
+                self.create_device(now, fork(random, b"rotate"));
+            } else {
+                self.identity.device = None;
+                self.device_dirty = true;
+            }
+        }
     }
 
     fn mark_dirty(&mut self, now: Millis) {
         self.queue_dirty_since.get_or_insert(now);
     }
 
-    /// Sends everything queued now without waiting for a full batch or the
-    /// age trigger (backoff still applies).
     pub fn flush(&mut self) {
         self.delivery.flush(&self.queue);
     }
@@ -223,7 +649,21 @@ impl Client {
         self.delivery.network_available();
     }
 
+    /// Nothing is sent while `analytics` is pending (and while it is
+    /// denied the queue holds at most the anonymous denial record).
+    fn may_send(&self) -> bool {
+        self.analytics() != Choice::Pending
+    }
+
+    /// Storage is used only while a device id exists (see the module docs).
+    fn may_store(&self) -> bool {
+        self.identity.device.is_some()
+    }
+
     pub fn next_upload(&mut self, now: Millis) -> NextUpload {
+        if !self.may_send() {
+            return NextUpload::Idle;
+        }
         self.housekeeping(now);
         let next = self.delivery.next_upload(&mut self.queue, &mut self.stats, now);
         if matches!(next, NextUpload::Upload(_)) {
@@ -236,6 +676,9 @@ impl Client {
     /// while the page is hidden or being unloaded. Call until `None`, or
     /// until the browser refuses one (report [`Outcome::NotSent`] and stop).
     pub fn next_beacon(&mut self, now: Millis, max_body_bytes: usize) -> Option<Upload> {
+        if !self.may_send() {
+            return None;
+        }
         self.housekeeping(now);
         let upload = self.delivery.next_beacon(&mut self.queue, &mut self.stats, now, max_body_bytes);
         if upload.is_some() {
@@ -277,23 +720,37 @@ impl Client {
     /// The earliest time the binding must call back (`next_upload` and
     /// `take_persist`); `None` means no timer is needed.
     pub fn poll_timeout(&self, now: Millis) -> Option<Millis> {
-        let upload = self.delivery.due(&self.queue, now);
-        let persist = self.persist_due();
-        let beacon = self.queue.next_unconfirmed_expiry();
-        [upload, persist, beacon].into_iter().flatten().min()
+        let (upload, beacon) = if self.may_send() {
+            (self.delivery.due(&self.queue, now), self.queue.next_unconfirmed_expiry())
+        } else {
+            (None, None)
+        };
+        [upload, self.persist_due(), beacon].into_iter().flatten().min()
     }
 
     fn persist_due(&self) -> Option<Millis> {
-        if self.identity_dirty {
+        if self.wipe || (self.device_dirty && (self.may_store() || self.identity.device.is_none())) {
             return Some(0);
         }
-        let since = self.queue_dirty_since?;
+        if !self.may_store() {
+            return None;
+        }
+        let debounce = self.config.queue.persist_debounce_ms;
+        let identity = match self.identity_dirty {
+            Dirty::Clean => None,
+            Dirty::Now => Some(0),
+            Dirty::Since(t) => Some(t.saturating_add(debounce)),
+        };
         // An empty queue is written at once: it is cheap, and it means no
         // timer has to stay armed while nothing is queued.
-        if self.queue.len() == 0 {
-            return Some(since);
-        }
-        Some(since.saturating_add(self.config.queue.persist_debounce_ms))
+        let queue = self.queue_dirty_since.map(|since| {
+            if self.queue.len() == 0 {
+                since
+            } else {
+                since.saturating_add(debounce)
+            }
+        });
+        [identity, queue].into_iter().flatten().min()
     }
 
     /// Storage work that is due (or all of it with `force`, when the page is
@@ -302,11 +759,36 @@ impl Client {
     /// send and acknowledgement loses nothing.
     pub fn take_persist(&mut self, now: Millis, force: bool) -> Persist {
         let mut out = Persist::default();
-        if self.identity_dirty {
-            out.identity = Some(Store::Write(self.identity.encode()));
-            self.identity_dirty = false;
+        if std::mem::take(&mut self.wipe) {
+            out.wipe = true;
+            out.queue = Some(Store::Remove);
+            out.identity = Some(Store::Remove);
+            out.device = Some(Store::Remove);
         }
-        let due = self.persist_due().is_some_and(|t| t <= now);
+        if std::mem::take(&mut self.device_dirty) {
+            out.device = Some(match &self.identity.device {
+                Some(d) => Store::Write(d.encode()),
+                None => Store::Remove,
+            });
+        }
+        if !self.may_store() {
+            // Nothing else is written without a device id; what is dirty
+            // now is written if one is created later.
+            return out;
+        }
+        let debounce = self.config.queue.persist_debounce_ms;
+        let identity_due = match self.identity_dirty {
+            Dirty::Clean => false,
+            Dirty::Now => true,
+            Dirty::Since(t) => force || t.saturating_add(debounce) <= now,
+        };
+        if identity_due {
+            out.identity = Some(Store::Write(self.identity.encode()));
+            self.identity_dirty = Dirty::Clean;
+        }
+        let due = self
+            .queue_dirty_since
+            .is_some_and(|since| self.queue.len() == 0 || since.saturating_add(debounce) <= now);
         if self.queue_dirty_since.is_some() && (force || due) {
             self.queue_dirty_since = None;
             if self.queue.len() == 0 {
@@ -341,6 +823,8 @@ impl Client {
     /// by messageId, so adopting twice sends nothing twice. Restored events
     /// are due at once (after any retry wait the snapshot carries). Returns
     /// how many were added.
+    /// While `analytics` is denied, restored events are counted and
+    /// dropped at once.
     pub fn restore(&mut self, bytes: &[u8], now: Millis) -> Result<usize, SnapshotError> {
         let decoded = decode(bytes)?;
         Ok(self.merge(decoded, now))
@@ -378,6 +862,11 @@ impl Client {
             added += 1;
         }
         self.stats.restored += added as u64;
+        if self.analytics() == Choice::Denied {
+            let dropped = self.queue.remove_where(|_| true).len();
+            self.stats.dropped_consent += dropped as u64;
+            return 0;
+        }
         if added > 0 {
             self.mark_dirty(now);
         }
@@ -395,10 +884,44 @@ impl Client {
         n
     }
 
-    /// Replaces the fresh identity with the stored one.
+    /// Takes the stored identity record (user id, traits, ids, session).
+    /// Refused while `analytics` is denied: nothing of the person may come
+    /// back then.
     pub fn restore_identity(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        self.identity = Identity::decode(bytes)?;
-        self.identity_dirty = false;
+        if self.analytics() == Choice::Denied {
+            return Ok(());
+        }
+        self.identity.decode_into(bytes)?;
+        self.identity_dirty = Dirty::Clean;
+        if let Some(s) = self.identity.session {
+            self.context.set_session(Some((s.id, false)));
+        }
+        Ok(())
+    }
+
+    /// Takes the stored device record (the cookie on the web): its id
+    /// replaces a fresh one, and its consent (the choices made earlier on
+    /// this device) replaces the configured default. An expired id is
+    /// rotated, or dropped if consent no longer allows one. `rewrite` asks
+    /// for the record to be written back (it came from a fallback store).
+    pub fn restore_device(
+        &mut self,
+        bytes: &[u8],
+        now: Millis,
+        random: [u8; 16],
+        rewrite: bool,
+    ) -> Result<(), SnapshotError> {
+        let device = Device::decode(bytes)?;
+        let before = (self.consent.effective(), self.consent.base());
+        self.consent.replace_base(device.consent);
+        self.identity.device = Some(device);
+        self.device_dirty = rewrite;
+        if self.identity_dirty == Dirty::Now {
+            // Only the fresh id made it dirty; the stored one is current.
+            self.identity_dirty = Dirty::Clean;
+        }
+        self.consent_moved(before, None, now, random);
+        self.renew_device(now, random);
         Ok(())
     }
 
@@ -414,6 +937,7 @@ impl Client {
             }
         }
         s.backoff_until = self.delivery.backoff_until();
+        s.held = self.held.len();
         s
     }
 
@@ -421,6 +945,47 @@ impl Client {
     pub fn uploads_in_flight(&self) -> usize {
         self.delivery.in_flight_uploads()
     }
+}
+
+/// The `track` event a consent change records.
+pub const CONSENT_EVENT: &str = "Consent Changed";
+
+fn consent_properties(consent: Consent, source: Source) -> Box<RawValue> {
+    #[derive(Serialize)]
+    struct Props {
+        #[serde(flatten)]
+        consent: Consent,
+        source: Source,
+    }
+    serde_json::to_string(&Props { consent, source })
+        .ok()
+        .and_then(|s| RawValue::from_string(s).ok())
+        .unwrap_or_else(event::empty_object)
+}
+
+/// `context.externalIds` in Segment's shape.
+fn external_ids(ids: &BTreeMap<String, String>, hashed: &[String]) -> Option<String> {
+    #[derive(Serialize)]
+    struct Ext<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        collection: &'static str,
+        encoding: &'static str,
+    }
+    if ids.is_empty() {
+        return None;
+    }
+    let list: Vec<Ext<'_>> = ids
+        .iter()
+        .map(|(k, v)| Ext {
+            id: v,
+            kind: k,
+            collection: "users",
+            encoding: if hashed.contains(k) { "sha256" } else { "none" },
+        })
+        .collect();
+    serde_json::to_string(&list).ok()
 }
 
 /// Snapshot bytes as text, then parsed; any failure is a typed error.

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::consent::ConsentConfig;
+use crate::identity::IdentityConfig;
+
 /// Why a configuration was refused. Refusing early beats a client that
 /// silently cannot deliver anything.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +18,8 @@ pub enum ConfigError {
     EmptyWriteKey,
     #[error("{field} must be at least {min}, got {value}")]
     TooSmall { field: &'static str, min: u64, value: u64 },
+    #[error("{field} lists TCF purpose {value}; TCF purposes are 1 to 24")]
+    TcfPurpose { field: &'static str, value: u8 },
     #[error("{field} ({value}) must not exceed {limit_field} ({limit})")]
     Inconsistent { field: &'static str, value: u64, limit_field: &'static str, limit: u64 },
 }
@@ -148,6 +153,10 @@ pub struct Config {
     pub batch: BatchConfig,
     #[serde(default)]
     pub retry: RetryConfig,
+    #[serde(default)]
+    pub consent: ConsentConfig,
+    #[serde(default)]
+    pub identity: IdentityConfig,
 }
 
 /// Room reserved in a batch for `{"batch":[`, `],"sentAt":"…"`, and a beacon's
@@ -164,6 +173,8 @@ impl Config {
             queue: QueueConfig::default(),
             batch: BatchConfig::default(),
             retry: RetryConfig::default(),
+            consent: ConsentConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 
@@ -201,6 +212,13 @@ impl Config {
         min("queue.maxEvents", self.queue.max_events as u64, 1)?;
         min("retry.maxAttempts", u64::from(self.retry.max_attempts), 1)?;
         min("retry.baseBackoffMs", self.retry.base_backoff_ms, 1)?;
+        min("consent.maxHeldEvents", self.consent.max_held_events as u64, 1)?;
+        min("identity.deviceIdMaxAgeMs", self.identity.device_id_max_age_ms, 86_400_000)?;
+        min("identity.sessionTimeoutMs", self.identity.session_timeout_ms, 1_000)?;
+        min("identity.sessionMaxMs", self.identity.session_max_ms, 60_000)?;
+        if let Err((field, value)) = self.consent.validate() {
+            return Err(ConfigError::TcfPurpose { field, value });
+        }
         let within = |field, value: u64, limit_field, limit: u64| {
             if value > limit {
                 Err(ConfigError::Inconsistent { field, value, limit_field, limit })
@@ -227,6 +245,12 @@ impl Config {
             self.limits.max_event_bytes as u64,
             "queue.maxPersistBytes",
             self.queue.max_persist_bytes as u64,
+        )?;
+        within(
+            "limits.maxEventBytes",
+            self.limits.max_event_bytes as u64,
+            "consent.maxHeldBytes",
+            self.consent.max_held_bytes as u64,
         )?;
         within(
             "retry.baseBackoffMs",

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::Library;
+use crate::consent::Consent;
 use crate::event::empty_object;
 
 /// The page an event happened on, as the browser reports it. Fields are
@@ -92,6 +93,12 @@ struct Wire<'a> {
     page: Option<&'a Page>,
     #[serde(skip_serializing_if = "Option::is_none")]
     campaign: Option<&'a Campaign>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent: Option<&'a Consent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    session_start: bool,
 }
 
 /// The current context and its cached JSON form.
@@ -101,6 +108,8 @@ pub struct Context {
     env: Environment,
     page: Option<Page>,
     campaign: Option<Campaign>,
+    consent: Option<Consent>,
+    session: Option<(u64, bool)>,
     json: Box<RawValue>,
 }
 
@@ -111,6 +120,8 @@ impl Context {
             env: Environment::default(),
             page: None,
             campaign: None,
+            consent: None,
+            session: None,
             json: empty_object(),
         };
         c.rebuild();
@@ -138,6 +149,23 @@ impl Context {
         self.rebuild();
     }
 
+    /// The consent events are collected under (`context.consent`).
+    pub fn set_consent(&mut self, consent: Consent) {
+        if self.consent != Some(consent) {
+            self.consent = Some(consent);
+            self.rebuild();
+        }
+    }
+
+    /// The session (`context.sessionId`), and whether the next event is its
+    /// first (`context.sessionStart: true`).
+    pub fn set_session(&mut self, session: Option<(u64, bool)>) {
+        if self.session != session {
+            self.session = session;
+            self.rebuild();
+        }
+    }
+
     pub fn page(&self) -> Option<&Page> {
         self.page.as_ref()
     }
@@ -158,6 +186,9 @@ impl Context {
             user_agent: self.env.user_agent.as_deref(),
             page: self.page.as_ref(),
             campaign: self.campaign.as_ref(),
+            consent: self.consent.as_ref(),
+            session_id: self.session.map(|s| s.0),
+            session_start: self.session.is_some_and(|s| s.1),
         };
         // Serialising plain strings cannot fail; keep the previous JSON if it
         // somehow did rather than panic.

@@ -22,6 +22,8 @@ pub enum EventError {
     TooDeep { what: &'static str, depth: usize, max: usize },
     #[error("the event is {bytes} bytes once serialised; the limit limits.maxEventBytes is {max}")]
     TooLarge { bytes: usize, max: usize },
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 /// What kind of call produced an event, with its kind-specific fields.
@@ -31,6 +33,7 @@ pub enum Kind<'a> {
     Page { name: Option<&'a str> },
     Screen { name: &'a str },
     Identify,
+    Alias { previous_id: &'a str },
 }
 
 impl Kind<'_> {
@@ -40,6 +43,7 @@ impl Kind<'_> {
             Kind::Page { .. } => "page",
             Kind::Screen { .. } => "screen",
             Kind::Identify => "identify",
+            Kind::Alias { .. } => "alias",
         }
     }
 }
@@ -133,7 +137,10 @@ struct Wire<'a> {
     properties: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traits: Option<&'a RawValue>,
-    anonymous_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
     message_id: &'a str,
@@ -147,9 +154,13 @@ pub struct Parts<'a> {
     /// Already checked with [`check_object`].
     pub properties: Option<&'a RawValue>,
     pub traits: Option<&'a RawValue>,
-    pub anonymous_id: &'a str,
+    /// `None` while no device id may exist (consent pending): the id is
+    /// spliced in when the event is released, see [`with_anonymous_id`].
+    pub anonymous_id: Option<&'a str>,
     pub user_id: Option<&'a str>,
     pub context: &'a RawValue,
+    /// `context.externalIds` as a JSON array, on identify and alias events.
+    pub external_ids: Option<&'a str>,
     pub now: Millis,
     pub random: [u8; 16],
 }
@@ -162,14 +173,29 @@ pub fn encode(parts: Parts<'_>, limits: &Limits) -> Result<Encoded, EventError> 
         Kind::Track { event } => (Some(event), None),
         Kind::Page { name } => (None, name),
         Kind::Screen { name } => (None, Some(name)),
-        Kind::Identify => (None, None),
+        Kind::Identify | Kind::Alias { .. } => (None, None),
+    };
+    let previous_id = match parts.kind {
+        Kind::Alias { previous_id } => Some(previous_id),
+        _ => None,
     };
     let empty = empty_object();
     // Segment's spec requires `properties` on track/page/screen.
     let properties = match (parts.kind, parts.properties) {
-        (Kind::Identify, p) => p,
+        (Kind::Identify | Kind::Alias { .. }, p) => p,
         (_, Some(p)) => Some(p),
         (_, None) => Some(&*empty),
+    };
+    let spliced;
+    let context = match parts.external_ids {
+        Some(ids) => {
+            let rest = parts.context.get().strip_prefix('{').unwrap_or("}");
+            let sep = if rest.starts_with('}') { "" } else { "," };
+            spliced = RawValue::from_string(format!("{{\"externalIds\":{ids}{sep}{rest}"))
+                .map_err(|e| EventError::NotAnObject { what: "external ids", reason: e.to_string() })?;
+            &*spliced
+        }
+        None => parts.context,
     };
     let wire = Wire {
         kind: parts.kind.type_name(),
@@ -177,18 +203,32 @@ pub fn encode(parts: Parts<'_>, limits: &Limits) -> Result<Encoded, EventError> 
         name,
         properties,
         traits: parts.traits,
+        previous_id,
         anonymous_id: parts.anonymous_id,
         user_id: parts.user_id,
         message_id: &message_id,
         timestamp: &timestamp,
-        context: parts.context,
+        context,
     };
     let json = serde_json::to_string(&wire)
         .map_err(|e| EventError::NotAnObject { what: "event", reason: e.to_string() })?;
-    if json.len() > limits.max_event_bytes {
-        return Err(EventError::TooLarge { bytes: json.len(), max: limits.max_event_bytes });
+    // Room for the device id of an event held until consent is granted.
+    let reserve = if parts.anonymous_id.is_none() { ANONYMOUS_ID_FIELD_BYTES } else { 0 };
+    if json.len() + reserve > limits.max_event_bytes {
+        return Err(EventError::TooLarge { bytes: json.len() + reserve, max: limits.max_event_bytes });
     }
     Ok(Encoded { message_id, json: json.into_boxed_str() })
+}
+
+/// `"anonymousId":"<uuid>",` (a device id is a 36-character UUID).
+const ANONYMOUS_ID_FIELD_BYTES: usize = 52;
+
+/// Adds the device id to an event encoded without one. Events are our own
+/// JSON objects, so the field can go right after the opening brace.
+pub fn with_anonymous_id(json: &str, anonymous_id: &str) -> Box<str> {
+    let rest = json.strip_prefix('{').unwrap_or(json);
+    let id = serde_json::to_string(anonymous_id).unwrap_or_default();
+    format!("{{\"anonymousId\":{id},{rest}").into_boxed_str()
 }
 
 /// A JSON object whose values stay unparsed: enough to merge traits or
@@ -274,7 +314,8 @@ mod tests {
                 kind: Kind::Track { event: "Product Viewed" },
                 properties: props,
                 traits: None,
-                anonymous_id: "anon",
+                anonymous_id: Some("anon"),
+                external_ids: None,
                 user_id: Some("u1"),
                 context: &ctx,
                 now: 1_795_512_600_123,
@@ -297,7 +338,8 @@ mod tests {
                 kind: Kind::Screen { name: "Home" },
                 properties: None,
                 traits: None,
-                anonymous_id: "a",
+                anonymous_id: Some("a"),
+                external_ids: None,
                 user_id: None,
                 context: &ctx,
                 now: 0,
@@ -323,7 +365,8 @@ mod tests {
                 kind: Kind::Track { event: "Big" },
                 properties: props,
                 traits: None,
-                anonymous_id: "a",
+                anonymous_id: Some("a"),
+                external_ids: None,
                 user_id: None,
                 context: &ctx,
                 now: 0,

@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod config;
+pub mod consent;
 pub mod context;
 pub mod delivery;
 pub mod event;
@@ -18,14 +19,17 @@ pub mod identity;
 mod queue;
 pub mod snapshot;
 pub mod stats;
+pub mod tcf;
 pub mod time;
 
-pub use client::{Client, Persist, Store};
+pub use client::{Client, ConsentView, IdentityView, Notice, Persist, Store, CONSENT_EVENT};
 pub use config::{BatchConfig, Config, ConfigError, Library, Limits, QueueConfig, RetryConfig};
+pub use consent::{Choice, Consent, ConsentConfig, ConsentError, ConsentUpdate, TcfConfig, TcfPurposes};
 pub use context::{Campaign, Environment, Page};
 pub use delivery::{DeliveryError, NextUpload, Outcome, Transport, Upload};
 pub use event::EventError;
-pub use identity::Identity;
+pub use identity::{Device, Identity, IdentityConfig, IdentityError, Session};
 pub use snapshot::SnapshotError;
 pub use stats::Stats;
+pub use tcf::TcfError;
 pub use time::Millis;

@@ -1,6 +1,6 @@
 //! Counters a host can show and a privacy or reliability review can audit.
 //! Within one process lifetime they balance:
-//! `accepted + restored = delivered + dropped* + handed_over + queued`.
+//! `accepted + restored = delivered + dropped* + handed_over + queued + held`.
 //! Only a 2xx counts as delivered: a beacon gives no receipt, so beaconed
 //! events stay queued (as `unconfirmed`) until confirmed otherwise.
 
@@ -34,6 +34,14 @@ pub struct Stats {
     pub uploads: u64,
     /// Uploads that failed and were scheduled again.
     pub retries: u64,
+    /// Events held in memory while `analytics` consent is pending.
+    pub held: usize,
+    /// Dropped because `analytics` consent was denied (held, queued, or
+    /// tracked while denied).
+    pub dropped_consent: u64,
+    /// Dropped from the held events, oldest first, when they outgrew
+    /// `consent.maxHeldEvents` or `consent.maxHeldBytes`.
+    pub dropped_held_full: u64,
     pub dropped_queue_full: u64,
     /// Dropped because the collector refused them for good (a 4xx).
     pub dropped_rejected: u64,

@@ -141,7 +141,7 @@ fn drops(s: &Stats) -> u64 {
 
 impl Sim {
     fn new(cfg: Config) -> Sim {
-        let client = Client::new(cfg.clone(), [0; 16]).unwrap();
+        let client = Client::new(cfg.clone(), 1_800_000_000_000, [0; 16]).unwrap();
         Sim {
             cfg,
             client,
@@ -175,7 +175,7 @@ impl Sim {
     }
 
     fn persist(&mut self) {
-        let Persist { queue, identity } = self.client.take_persist(self.now, true);
+        let Persist { queue, identity, .. } = self.client.take_persist(self.now, true);
         match queue {
             Some(Store::Write(b)) => self.stored_queue = Some(b),
             Some(Store::Remove) => self.stored_queue = None,
@@ -295,7 +295,7 @@ impl Sim {
                 }
                 self.drops_before += drops(&self.client.stats());
                 let r = self.random();
-                self.client = Client::new(self.cfg.clone(), r).unwrap();
+                self.client = Client::new(self.cfg.clone(), self.now, r).unwrap();
                 if let Some(b) = &self.stored_identity {
                     self.client.restore_identity(b).unwrap();
                 }

@@ -17,7 +17,7 @@ fn config() -> Config {
 }
 
 fn client() -> Client {
-    Client::new(config(), [9; 16]).unwrap()
+    Client::new(config(), T0, [9; 16]).unwrap()
 }
 
 /// Deterministic distinct random bytes per call.
@@ -214,7 +214,7 @@ fn beacons_carry_the_key_in_the_body_and_are_kept_until_confirmed() {
     assert_eq!(c.next_beacon(T0 + 2, 65_536), None);
     // the hand-off stays in the snapshot (the page may die before delivery)
     let snap = c.snapshot();
-    let mut other = Client::new(config(), [1; 16]).unwrap();
+    let mut other = Client::new(config(), T0, [1; 16]).unwrap();
     assert_eq!(other.restore(&snap, T0 + 3), Ok(5));
     // ... and, if the page outlives the grace period without a receipt, sent
     // again: only a 2xx counts as delivered.
@@ -255,7 +255,7 @@ fn a_reload_during_an_outage_keeps_waiting_instead_of_burning_attempts() {
     let until = c.stats().backoff_until.unwrap();
     let Some(Store::Write(snap)) = c.take_persist(T0 + 1, true).queue else { panic!() };
     // the page reloads before the wait is over
-    let mut d = Client::new(config(), [2; 16]).unwrap();
+    let mut d = Client::new(config(), T0, [2; 16]).unwrap();
     d.restore(&snap, T0 + 2).unwrap();
     assert_eq!(d.next_upload(T0 + 2), NextUpload::WaitUntil(until));
     assert_eq!(d.stats().backoff_until, Some(until));
@@ -271,7 +271,7 @@ fn replace_queue_takes_the_stored_queue_as_the_truth() {
     let a = c.track("A", None, T0, rnd(1)).unwrap();
     let Some(Store::Write(stored_a)) = c.take_persist(T0, true).queue else { panic!() };
     // another page of the tab restored it, delivered A, added B and stored that
-    let mut other = Client::new(config(), [3; 16]).unwrap();
+    let mut other = Client::new(config(), T0, [3; 16]).unwrap();
     other.restore(&stored_a, T0).unwrap();
     let b = other.track("B", None, T0, rnd(2)).unwrap();
     other.flush();
@@ -316,7 +316,7 @@ fn beacon_batches_fit_the_body_limit() {
 fn concurrent_uploads_never_share_an_event() {
     let mut cfg = config();
     cfg.batch.max_in_flight = 2;
-    let mut c = Client::new(cfg, [0; 16]).unwrap();
+    let mut c = Client::new(cfg, T0, [0; 16]).unwrap();
     for i in 0..6 {
         c.track("E", None, T0, rnd(i)).unwrap();
     }
@@ -340,12 +340,15 @@ fn snapshots_restore_every_unacknowledged_event_including_in_flight() {
     }
     let _in_flight = upload(&mut c, T0);
     let p = c.take_persist(T0, true);
-    let (Some(Store::Write(queue)), Some(Store::Write(identity))) = (p.queue, p.identity) else {
-        panic!("expected both slots written")
+    let (Some(Store::Write(queue)), Some(Store::Write(identity)), Some(Store::Write(device))) =
+        (p.queue, p.identity, p.device)
+    else {
+        panic!("expected all slots written")
     };
     // "crash": a new process restores
-    let mut d = Client::new(config(), [5; 16]).unwrap();
-    assert_ne!(d.identity().anonymous_id, c.identity().anonymous_id);
+    let mut d = Client::new(config(), T0, [5; 16]).unwrap();
+    assert_ne!(d.identity().anonymous_id(), c.identity().anonymous_id());
+    d.restore_device(&device, T0, rnd(77), false).unwrap();
     d.restore_identity(&identity).unwrap();
     assert_eq!(d.identity(), c.identity());
     assert_eq!(d.restore(&queue, T0 + 1), Ok(4));
@@ -370,7 +373,7 @@ fn corrupt_snapshots_change_nothing() {
 fn persisted_snapshot_respects_its_byte_cap() {
     let mut cfg = config();
     cfg.queue.max_persist_bytes = 33_000;
-    let mut c = Client::new(cfg, [0; 16]).unwrap();
+    let mut c = Client::new(cfg, T0, [0; 16]).unwrap();
     for i in 0..100 {
         c.track("E", Some(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(500))), T0, rnd(i)).unwrap();
     }
@@ -406,7 +409,7 @@ fn bad_events_are_refused_and_never_queued() {
     assert!(matches!(c.track("E", Some(&deep), T0, rnd(1)), Err(EventError::TooDeep { depth: 11, .. })));
     let huge = format!(r#"{{"b":"{}"}}"#, "x".repeat(40_000));
     assert!(matches!(c.track("E", Some(&huge), T0, rnd(1)), Err(EventError::TooLarge { .. })));
-    assert!(matches!(c.identify(" ", None, T0, rnd(1)), Err(EventError::Empty { .. })));
+    assert!(matches!(c.identify(Some(" "), None, None, T0, rnd(1)), Err(EventError::Empty { .. })));
     let s = c.stats();
     assert_eq!((s.rejected, s.accepted, s.queued), (6, 0, 0));
     assert_eq!(c.identity().user_id, None);
@@ -427,7 +430,7 @@ fn identify_and_page_shape_later_events() {
         timezone: Some("Europe/London".into()),
         user_agent: Some("UA".into()),
     });
-    c.identify("user-1", Some(r#"{"email":"a@example.com"}"#), T0, rnd(1)).unwrap();
+    c.identify(Some("user-1"), Some(r#"{"email":"a@example.com"}"#), None, T0, rnd(1)).unwrap();
     c.page(None, Some(r#"{"title":"Override","extra":1}"#), T0, rnd(2)).unwrap();
     c.track("Order Completed", Some(r#"{"total":10}"#), T0, rnd(3)).unwrap();
     assert_eq!(c.identity().user_id.as_deref(), Some("user-1"));
@@ -443,7 +446,7 @@ fn identify_and_page_shape_later_events() {
     assert_eq!(b[1]["properties"]["extra"], 1);
     for e in b {
         assert_eq!(e["userId"], "user-1");
-        assert_eq!(e["anonymousId"], c.identity().anonymous_id.as_str());
+        assert_eq!(e["anonymousId"], c.identity().anonymous_id().unwrap());
         assert_eq!(e["context"]["campaign"]["source"], "mail");
         assert_eq!(e["context"]["locale"], "en-GB");
         assert_eq!(e["context"]["library"]["name"], "threadline-core");
@@ -455,7 +458,7 @@ fn identify_and_page_shape_later_events() {
 fn a_full_queue_drops_the_oldest_and_counts() {
     let mut cfg = config();
     cfg.queue.max_events = 5;
-    let mut c = Client::new(cfg, [0; 16]).unwrap();
+    let mut c = Client::new(cfg, T0, [0; 16]).unwrap();
     let ids: Vec<_> = (0..8).map(|i| c.track("E", None, T0, rnd(i)).unwrap()).collect();
     let s = c.stats();
     assert_eq!((s.queued, s.dropped_queue_full), (5, 3));
