@@ -87,6 +87,8 @@ struct Held {
     message_id: Box<str>,
     json: Box<str>,
     created: Millis,
+    /// Who it is about: `reset` moves on to the next person.
+    person: u64,
 }
 
 /// Write-back urgency of the identity record.
@@ -140,6 +142,9 @@ pub struct Client {
     device_dirty: bool,
     /// Denial happened: every stored slot must be removed.
     wipe: bool,
+    /// Counts `reset`s, so held events of a person who left never get the
+    /// device id of whoever comes next.
+    person: u64,
 }
 
 /// A second, independent 16 bytes from one caller-supplied draw, so one
@@ -176,6 +181,7 @@ impl Client {
             identity_dirty: Dirty::Clean,
             device_dirty: false,
             wipe: false,
+            person: 0,
             config,
         };
         if c.analytics() == Choice::Granted {
@@ -269,7 +275,7 @@ impl Client {
     /// not a choice made on this page, so it records no event; every event
     /// still carries its effect in `context.consent`.
     pub fn set_gpc(&mut self, on: bool, now: Millis, random: [u8; 16]) {
-        let before = (self.consent.effective(), self.consent.base());
+        let before = self.consent.effective();
         self.consent.set_gpc(on);
         self.consent_moved(before, None, now, random);
     }
@@ -281,7 +287,7 @@ impl Client {
         now: Millis,
         random: [u8; 16],
     ) -> Consent {
-        let before = (self.consent.effective(), self.consent.base());
+        let before = self.consent.effective();
         self.consent.apply(update);
         self.consent_moved(before, source, now, random);
         self.consent.effective()
@@ -290,17 +296,12 @@ impl Client {
     /// Carries out what a consent change means. `source` is `None` for
     /// changes that are not choices (stored state, GPC): they record no
     /// `Consent Changed` event.
-    fn consent_moved(
-        &mut self,
-        (before, before_base): (Consent, Consent),
-        source: Option<Source>,
-        now: Millis,
-        random: [u8; 16],
-    ) {
+    fn consent_moved(&mut self, before: Consent, source: Option<Source>, now: Millis, random: [u8; 16]) {
         let after = self.consent.effective();
-        if after.analytics != Choice::Denied && before_base != self.consent.base() {
-            if let Some(d) = &mut self.identity.device {
-                d.consent = self.consent.base();
+        let base = self.consent.base();
+        if let Some(d) = self.identity.device.as_mut().filter(|d| d.consent != base) {
+            if after.analytics != Choice::Denied {
+                d.consent = base;
                 self.device_dirty = true;
             }
         }
@@ -314,7 +315,7 @@ impl Client {
                 if self.identity.device.is_none() {
                     self.create_device(now, fork(random, b"device"));
                 }
-                self.release_held(now);
+                self.release_held(now, random);
                 self.identity_dirty = Dirty::Now;
             }
             Choice::Denied => self.wipe(),
@@ -337,12 +338,30 @@ impl Client {
         self.identity_dirty = Dirty::Now;
     }
 
-    /// Held events enter the queue, in order, with the device id.
-    fn release_held(&mut self, now: Millis) {
+    /// Held events enter the queue, in order, with the device id. Events
+    /// of a person who left (`reset`) while they were held get an id of
+    /// their own instead, one per person and never stored, as if their
+    /// device id had been rotated at the reset.
+    fn release_held(&mut self, now: Millis, random: [u8; 16]) {
+        if !self.held.is_empty() {
+            // A device id that ran out while they were held is rotated (or
+            // renewed) before they get it.
+            self.renew_device(now, random);
+        }
         let Some(anon) = self.identity.anonymous_id().map(str::to_owned) else { return };
         self.held_bytes = 0;
+        let mut left: Option<(u64, String)> = None;
         for h in std::mem::take(&mut self.held) {
-            let json = event::with_anonymous_id(&h.json, &anon);
+            let id = if h.person == self.person {
+                &anon
+            } else {
+                if left.as_ref().is_none_or(|(p, _)| *p != h.person) {
+                    let tag = [&b"held"[..], &h.person.to_le_bytes()].concat();
+                    left = Some((h.person, event::message_id(fork(random, &tag))));
+                }
+                left.as_ref().map_or(&anon, |(_, id)| id)
+            };
+            let json = event::with_anonymous_id(&h.json, id);
             let dropped = self.queue.push(h.message_id, json, h.created, now, 0);
             self.stats.dropped_queue_full += dropped as u64;
         }
@@ -484,13 +503,15 @@ impl Client {
         let external = external_ids(&self.identity.ids, &self.config.identity.hash_ids);
         let result = self.record(Kind::Identify, None, traits, external.as_deref(), now, random);
         match &result {
-            Ok(_) => {
+            // While denied the call is dropped like any event, and nothing
+            // of the person is kept (denial deleted it; see `wipe`).
+            Ok(_) if self.analytics() != Choice::Denied => {
                 if let Some(t) = traits {
                     self.identity.merge_traits(event::parse_object(t.get()));
                 }
                 self.identity_dirty = Dirty::Now;
             }
-            Err(_) => (self.identity.user_id, self.identity.ids) = previous,
+            _ => (self.identity.user_id, self.identity.ids) = previous,
         }
         result
     }
@@ -526,6 +547,7 @@ impl Client {
     /// device id is rotated, so nothing links what comes next to the person
     /// who left. Queued events keep the ids they were collected with.
     pub fn reset(&mut self, now: Millis, random: [u8; 16]) {
+        self.person += 1;
         self.identity.forget_person();
         self.context.set_session(None);
         self.identity_dirty = Dirty::Now;
@@ -605,7 +627,7 @@ impl Client {
 
     fn hold(&mut self, message_id: Box<str>, json: Box<str>, now: Millis) {
         self.held_bytes += json.len();
-        self.held.push_back(Held { message_id, json, created: now });
+        self.held.push_back(Held { message_id, json, created: now, person: self.person });
         let cfg = &self.config.consent;
         while self.held.len() > cfg.max_held_events || self.held_bytes > cfg.max_held_bytes {
             let Some(old) = self.held.pop_front() else { break };
@@ -768,7 +790,16 @@ impl Client {
         if std::mem::take(&mut self.device_dirty) {
             out.device = Some(match &self.identity.device {
                 Some(d) => Store::Write(d.encode()),
-                None => Store::Remove,
+                None => {
+                    // Storage goes out of use with the device id (`reset`
+                    // or expiry while not granted): the other records go
+                    // too, or a forgotten person comes back at the next
+                    // start. The queue stays in memory, and is stored again
+                    // with the next device id.
+                    out.identity = Some(Store::Remove);
+                    out.queue = Some(Store::Remove);
+                    Store::Remove
+                }
             });
         }
         if !self.may_store() {
@@ -912,15 +943,16 @@ impl Client {
         rewrite: bool,
     ) -> Result<(), SnapshotError> {
         let device = Device::decode(bytes)?;
-        let before = (self.consent.effective(), self.consent.base());
+        let before = self.consent.effective();
         self.consent.replace_base(device.consent);
         self.identity.device = Some(device);
+        // The record is what is stored: nothing to write back unless the
+        // binding found it in a fallback store, or it changes below.
         self.device_dirty = rewrite;
-        if self.identity_dirty == Dirty::Now {
-            // Only the fresh id made it dirty; the stored one is current.
-            self.identity_dirty = Dirty::Clean;
-        }
         self.consent_moved(before, None, now, random);
+        // The identity record is restored next (`restore_identity`), or
+        // written with the next event's session.
+        self.identity_dirty = Dirty::Clean;
         self.renew_device(now, random);
         Ok(())
     }
@@ -994,5 +1026,7 @@ fn decode(bytes: &[u8]) -> Result<snapshot::Decoded<'_>, SnapshotError> {
     snapshot::decode(text)
 }
 
+#[cfg(test)]
+mod consent_tests;
 #[cfg(test)]
 mod tests;

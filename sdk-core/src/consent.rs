@@ -173,8 +173,9 @@ impl Default for TcfPurposes {
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcfConfig {
     /// Your IAB Global Vendor List id, if you have one: then the person must
-    /// also have consented to you as a vendor, and (from policy v2.3) you
-    /// must be among the disclosed vendors.
+    /// also have consented to you as a vendor, and you must be among the
+    /// disclosed vendors (mandatory in strings created from March 2026,
+    /// TCF v2.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor_id: Option<u16>,
     pub purposes: TcfPurposes,
@@ -236,7 +237,9 @@ impl ConsentConfig {
             Some(v) => {
                 tc.vendor_consent(v)
                     && tc.vendor_disclosed(v) != Some(false)
-                    && !(tc.tcf_policy_version >= 5 && tc.vendor_disclosed(v).is_none())
+                    // TCF v2.3: strings created from March 2026 must list
+                    // the disclosed vendors; one without cannot show we were.
+                    && !tc.lacks_mandatory_disclosed_vendors()
                     && purposes.iter().all(|p| tc.restriction(*p, v) != Some(RestrictionType::NotAllowed))
             }
         };
@@ -388,6 +391,58 @@ mod tests {
         assert_eq!(Consent::from_code("gdp"), None);
         assert_eq!(Consent::from_code("gdpgg"), None);
         assert_eq!(Consent::from_code("gdpx"), None);
+    }
+
+    fn tc(purposes: &[u16], vendors: &[u16]) -> TcString {
+        TcString {
+            tcf_policy_version: 5,
+            created_ms: 1_790_000_000_000, // after March 2026: v2.3 rules
+            purposes_consent: tcf::IdSet::of(purposes),
+            vendor_consents: tcf::IdSet::of(vendors),
+            disclosed_vendors: Some(tcf::IdSet::of(vendors)),
+            ..TcString::default()
+        }
+    }
+
+    #[test]
+    fn tcf_purposes_map_to_threadline_purposes() {
+        let cfg = ConsentConfig::default();
+        let u = cfg.tcf_update(&tc(&[1, 8, 5], &[]));
+        assert_eq!(u.analytics, Some(Choice::Granted));
+        assert_eq!(u.personalization, Some(Choice::Denied), "6 is missing");
+        assert_eq!(u.advertising, Some(Choice::Denied));
+        assert_eq!(u.sale, None, "TCF leaves sale alone");
+        // Without purpose 1 nothing that stores an id is allowed...
+        assert_eq!(cfg.tcf_update(&tc(&[8], &[])).analytics, Some(Choice::Denied));
+        // ...unless the publisher's country does not disclose purpose 1.
+        let mut p1 = tc(&[8], &[]);
+        p1.purpose_one_treatment = true;
+        assert_eq!(cfg.tcf_update(&p1).analytics, Some(Choice::Granted));
+    }
+
+    #[test]
+    fn a_configured_vendor_needs_consent_disclosure_and_no_restriction() {
+        let mut cfg = ConsentConfig::default();
+        cfg.tcf.vendor_id = Some(755);
+        assert_eq!(cfg.tcf_update(&tc(&[1, 8], &[755])).analytics, Some(Choice::Granted));
+        assert_eq!(cfg.tcf_update(&tc(&[1, 8], &[12])).analytics, Some(Choice::Denied));
+        let mut undisclosed = tc(&[1, 8], &[755]);
+        undisclosed.disclosed_vendors = Some(tcf::IdSet::of(&[12]));
+        assert_eq!(cfg.tcf_update(&undisclosed).analytics, Some(Choice::Denied));
+        // v2.3 makes the disclosed-vendors segment mandatory for new strings;
+        // an older v2.2 string without it is still fine.
+        let mut missing = tc(&[1, 8], &[755]);
+        missing.disclosed_vendors = None;
+        assert_eq!(cfg.tcf_update(&missing).analytics, Some(Choice::Denied));
+        missing.created_ms = 1_740_000_000_000; // February 2025
+        assert_eq!(cfg.tcf_update(&missing).analytics, Some(Choice::Granted));
+        let mut restricted = tc(&[1, 8], &[755]);
+        restricted.publisher_restrictions = vec![tcf::PublisherRestriction {
+            purpose_id: 8,
+            restriction_type: RestrictionType::NotAllowed,
+            vendors: tcf::IdSet::of(&[755]),
+        }];
+        assert_eq!(cfg.tcf_update(&restricted).analytics, Some(Choice::Denied));
     }
 
     #[test]

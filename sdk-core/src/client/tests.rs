@@ -499,3 +499,87 @@ fn a_flushed_event_that_fails_is_retried_after_the_backoff_not_the_batch_age() {
     c.track("E", None, T0 + 700, rnd(2)).unwrap();
     assert_eq!(c.next_upload(T0 + 700), NextUpload::WaitUntil(T0 + 5_700));
 }
+
+// ---- found by tests/consent_props.rs ------------------------------------
+
+fn consent_config(default: Choice) -> Config {
+    let mut c = config();
+    c.consent.default = crate::consent::DefaultConsent::All(default);
+    c.batch.max_events = 50;
+    c.identity.device_id_max_age_ms = 86_400_000;
+    c
+}
+
+fn sent(c: &mut Client, now: Millis) -> Vec<serde_json::Value> {
+    c.flush();
+    let u = upload(c, now);
+    let body: serde_json::Value = serde_json::from_slice(&u.body).unwrap();
+    c.upload_finished(u.id, status(200), now, 0).unwrap();
+    body["batch"].as_array().unwrap().clone()
+}
+
+#[test]
+fn identify_while_denied_keeps_nothing_of_the_person() {
+    let mut c = Client::new(consent_config(Choice::Denied), T0, rnd(1)).unwrap();
+    c.identify(Some("u-1"), Some(r#"{"plan":"pro"}"#), Some(r#"{"email":"a@b.co"}"#), T0, rnd(2)).unwrap();
+    let v = c.identity_view();
+    assert!(v.user_id.is_none() && v.traits.is_empty() && v.ids.is_empty());
+    assert_eq!(c.stats().dropped_consent, 1);
+    // a later grant starts from nobody
+    c.set_consent(r#"{"analytics":"granted"}"#, T0, rnd(3)).unwrap();
+    c.track("E", None, T0, rnd(4)).unwrap();
+    for e in sent(&mut c, T0) {
+        assert!(e.get("userId").is_none() && e["context"].get("externalIds").is_none(), "{e}");
+    }
+}
+
+#[test]
+fn held_events_of_a_person_who_left_do_not_get_the_next_device_id() {
+    let mut c = Client::new(consent_config(Choice::Pending), T0, rnd(1)).unwrap();
+    let a = c.track("A", None, T0, rnd(2)).unwrap();
+    c.reset(T0, rnd(3));
+    let b = c.track("B", None, T0, rnd(4)).unwrap();
+    c.set_consent(r#"{"analytics":"granted"}"#, T0, rnd(5)).unwrap();
+    let device = c.identity().anonymous_id().unwrap().to_owned();
+    let events = sent(&mut c, T0);
+    let anon = |id: &str| {
+        let e = events.iter().find(|e| e["messageId"] == id).unwrap();
+        e["anonymousId"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(anon(&b), device);
+    assert_ne!(anon(&a), device, "the reset separates A's person from B's");
+    assert_eq!(anon(&a).len(), 36);
+}
+
+#[test]
+fn a_device_id_dropped_while_pending_takes_the_stored_records_with_it() {
+    let mut c = Client::new(consent_config(Choice::Granted), T0, rnd(1)).unwrap();
+    c.identify(Some("u-1"), None, Some(r#"{"email":"a@b.co"}"#), T0, rnd(2)).unwrap();
+    let p = c.take_persist(T0, true);
+    assert!(matches!((&p.identity, &p.queue), (Some(Store::Write(_)), Some(Store::Write(_)))));
+    c.set_consent(r#"{"analytics":"pending"}"#, T0, rnd(3)).unwrap();
+    c.take_persist(T0, true);
+    // logout while pending: the device id goes, and so must what was
+    // stored with it, or u-1 comes back at the next start
+    c.reset(T0, rnd(4));
+    let p = c.take_persist(T0, false);
+    assert_eq!(
+        (p.device, p.identity, p.queue),
+        (Some(Store::Remove), Some(Store::Remove), Some(Store::Remove))
+    );
+    assert!(c.take_persist(T0, true).is_empty(), "nothing is stored without a device id");
+}
+
+#[test]
+fn held_events_get_a_current_device_id_not_one_that_ran_out() {
+    let mut c = Client::new(consent_config(Choice::Granted), T0, rnd(1)).unwrap();
+    let old = c.identity().anonymous_id().unwrap().to_owned();
+    c.set_consent(r#"{"analytics":"pending"}"#, T0, rnd(2)).unwrap();
+    let held = c.track("E", None, T0, rnd(3)).unwrap();
+    let later = T0 + 86_400_000 + 1;
+    c.set_consent(r#"{"analytics":"granted"}"#, later, rnd(4)).unwrap();
+    let now = c.identity().anonymous_id().unwrap().to_owned();
+    assert_ne!(now, old, "the id ran out while pending");
+    let e = sent(&mut c, later).into_iter().find(|e| e["messageId"] == held.as_str()).unwrap();
+    assert_eq!(e["anonymousId"], now.as_str());
+}
