@@ -9,6 +9,7 @@
 
 import { PRODUCTS, CURRENCY, product, money, amount, picture } from './catalog.js';
 import { startPanel } from './panel.js';
+import { startConsent } from './consent.js';
 
 const WRITE_KEY = 'demo-write-key';
 const KEY = {
@@ -69,6 +70,9 @@ demo.ready = (async () => {
   const client = await createClient({
     endpoint: location.origin,
     writeKey: WRITE_KEY,
+    // Consent first: until the visitor answers the banner, events are held
+    // in memory only; no id is created, nothing is stored or sent.
+    consent: { default: 'pending' },
     batch: { maxAgeMs: 1000 },
     // Shorter backoff than the defaults so a visitor who ends a simulated
     // outage sees the queue drain within seconds, and more attempts so a
@@ -101,7 +105,9 @@ function record(kind, name, call) {
 
 const track = (event, props) => record('track', event, (c) => c.track(event, props));
 const page = (name, props) => record('page', name, (c) => c.page(name, props));
-const identify = (userId, traits) => record('identify', userId, (c) => c.identify(userId, traits));
+// The email goes in as a trait (the shop shows it back at checkout) and as a
+// namespaced id, which the SDK normalises and hashes (SHA-256) on the device.
+const identify = (userId, traits, ids) => record('identify', userId, (c) => c.identify(userId, traits, { ids }));
 
 // --- cart --------------------------------------------------------------------
 
@@ -350,7 +356,7 @@ function renderCheckout() {
     checkout = { orderId: randomId('TL-'), checkoutId: randomId('K-'), cartId: cart.id };
     write(sessionStorage, KEY.checkout, checkout);
   }
-  const who = demo.client?.identity();
+  const who = demo.client?.getIdentity();
   const email = typeof who?.traits?.email === 'string' ? who.traits.email : '';
   view().innerHTML = `
     <h1>Checkout</h1>
@@ -432,11 +438,11 @@ function renderOrder(orderId) {
 
 function renderSignIn() {
   setTitle('Sign in');
-  const who = demo.client?.identity();
+  const who = demo.client?.getIdentity();
   view().innerHTML = `
     <div class="signin">
       <h1>${who?.userId ? 'Switch account' : 'Sign in'}</h1>
-      <p class="lede">Signing in calls <code>identify(userId, { email })</code>: later events carry
+      <p class="lede">Signing in calls <code>identify(userId, { email }, { ids: { email } })</code>: later events carry
         the user id next to this browser's anonymous id.</p>
       ${who?.userId ? `<p class="muted">Signed in as <strong>${esc(who.userId)}</strong>.</p>` : ''}
       <form id="signin-form" class="signin-form">
@@ -452,7 +458,7 @@ function renderSignIn() {
     const userId = String(form.get('userId') || '').trim();
     const email = String(form.get('email') || '').trim();
     if (!userId) return;
-    identify(userId, email ? { email } : undefined);
+    identify(userId, email ? { email } : undefined, email ? { email } : undefined);
     updateAccount();
     toast(`Signed in as <strong>${esc(userId)}</strong>`);
     location.hash = sessionStorage.getItem('threadline-demo.back') || '#/';
@@ -466,7 +472,7 @@ function renderNotFound() {
 }
 
 function updateAccount() {
-  const who = demo.client?.identity();
+  const who = demo.client?.getIdentity();
   const link = $('#account-link');
   link.textContent = who?.userId ? `Hi, ${who.userId}` : 'Sign in';
 }
@@ -522,7 +528,10 @@ async function main() {
     console.error('threadline: the SDK did not start', e);
   }
   updateAccount();
-  startPanel({ demo, error, esc });
+  if (demo.client) {
+    demo.consent = startConsent({ client: demo.client, esc, onChoice: () => demo.panel?.refresh() });
+  }
+  demo.panel = startPanel({ demo, error, esc });
   window.addEventListener('hashchange', route);
   route();
 }

@@ -4,7 +4,9 @@
 //   node examples/web-demo/check.mjs [URL]
 //
 // Drives headless Chromium (tests/lib/browser.mjs) through the demo shop at
-// URL: the product list, two products (the slacks twice), add to cart, a
+// URL: the product list and the slacks while the consent banner is open
+// (checking that nothing is stored or sent), "Accept all", two products
+// (the slacks twice), add to cart, a
 // reload while events are still queued, the cart, sign in, checkout and
 // purchase; then flushes and waits until the collector's /events holds the
 // messageId of every event the page tracked. Without URL it starts its own
@@ -141,6 +143,39 @@ async function main() {
   await page.waitForFunction(() => window.__demo.log.some((e) => e.name === 'Product List Viewed'));
 
   await act(`[data-product="${SLACKS}"]`, 'Product Viewed', 'viewing the slacks');
+
+  // Consent first: until the banner is answered nothing is stored or sent.
+  progress('checking that nothing leaves before consent');
+  const requestsBefore = (await getJson(base, '/stats')).requests;
+  await page.waitForSelector('#consent-banner:not([hidden])');
+  await page.waitForTimeout(1200); // longer than the demo's batch age
+  const beforeConsent = await page.evaluate(() => ({
+    cookie: document.cookie,
+    keys: Object.keys(localStorage).filter((k) => k.startsWith('threadline.')),
+    consent: window.__demo.client.getConsent(),
+    deviceId: window.__demo.client.getIdentity().deviceId,
+    held: window.__demo.client.stats().held,
+  }));
+  if (beforeConsent.cookie.includes('tl_did') || beforeConsent.keys.length) {
+    await fail(`the SDK stored something before consent: ${JSON.stringify(beforeConsent)}`);
+  }
+  if (beforeConsent.consent.analytics !== 'pending' || beforeConsent.deviceId !== null || !beforeConsent.held) {
+    await fail(`expected pending consent, no device id and held events: ${JSON.stringify(beforeConsent)}`);
+  }
+  if ((await getJson(base, '/stats')).requests !== requestsBefore) await fail('a request left the page before consent');
+  progress('accepting all in the consent banner');
+  await page.click('#consent-banner [data-consent="accept"]');
+  await page.waitForFunction(() => window.__demo.client.getConsent().analytics === 'granted');
+  const granted = await page.evaluate(() => ({
+    cookie: document.cookie.includes('tl_did='),
+    deviceId: window.__demo.client.getIdentity().deviceId,
+    held: window.__demo.client.stats().held,
+    bannerHidden: document.getElementById('consent-banner').hidden,
+  }));
+  if (!granted.cookie || !granted.deviceId || granted.held !== 0 || !granted.bannerHidden) {
+    await fail(`accepting did not take effect: ${JSON.stringify(granted)}`);
+  }
+
   await act('nav a[data-nav="home"]', 'Product List Viewed', 'back to the list');
   await act(`[data-product="${TEE}"]`, 'Product Viewed', 'viewing the tee');
   progress('going back in history');
@@ -165,7 +200,7 @@ async function main() {
       return {
         ids: [...window.__demo.trackedIds],
         queued: s.queued - s.inFlight, // waiting, not yet on the wire
-        anonymousId: window.__demo.client.identity().anonymousId,
+        anonymousId: window.__demo.client.getIdentity().deviceId,
       };
     });
   let beforeReload = await snapshot();
@@ -180,7 +215,8 @@ async function main() {
   const afterReload = await page.evaluate(() => ({
     ids: [...window.__demo.trackedIds],
     stats: window.__demo.client.stats(),
-    anonymousId: window.__demo.client.identity().anonymousId,
+    anonymousId: window.__demo.client.getIdentity().deviceId,
+    bannerHidden: document.getElementById('consent-banner')?.hidden !== false,
   }));
   const lost = beforeReload.ids.filter((id) => !afterReload.ids.includes(id));
   if (lost.length) await fail(`the page forgot ${lost.length} tracked id(s) across the reload`);
@@ -258,6 +294,7 @@ async function main() {
   const anon = new Set(mine.map((r) => r.anonymousId));
   if (anon.size !== 1) problems.push(`events carry ${anon.size} different anonymousIds (expected one, kept across the reload)`);
   if (beforeReload.anonymousId !== afterReload.anonymousId) problems.push('the anonymousId changed across the reload');
+  if (!afterReload.bannerHidden) problems.push('the consent banner came back after the reload (the choice is remembered)');
   if (final.stats.contained) problems.push(`the SDK contained ${final.stats.contained} internal error(s)`);
   if (pageErrors.length) problems.push(`${pageErrors.length} uncaught error(s) in the page`);
   if (problems.length) await fail(problems.join('\n  '));
@@ -267,6 +304,7 @@ async function main() {
   const n = (x) => Number(x || 0).toLocaleString('en-US');
   const perEvent = s.received ? Math.round(s.bytes / s.received) : 0;
   const lines = [
+    ['consent', `nothing stored or sent before the banner was answered (${beforeConsent.held} events held); accepted all, device ${granted.deviceId.slice(0, 8)}…`],
     ['events tracked', `${ids.length} (${beforeReload.ids.length} before the reload, ${beforeReload.queued} of them still queued when it happened)`],
     ['distinct received', `${n(s.distinct)}${s.distinct === ids.length ? ' (all of them)' : ''}`],
     ['duplicates', `${n(s.duplicates)} (at-least-once; the collector de-duplicates by messageId)`],

@@ -1,5 +1,7 @@
 // The live panel: what this page tracked, the SDK's queue (`stats()`), the
-// identity, and what the collector received (`GET /stats`, `GET /events`),
+// consent in force, the identity, exactly what the SDK stored on the device
+// (its cookie and localStorage keys, read back from the browser), and what
+// the collector received (`GET /stats`, `GET /events`),
 // refreshed twice a second while the page is visible. Nodes are rewritten
 // only when their content changes, so an idle panel costs next to nothing.
 
@@ -8,6 +10,8 @@ const SHOW_TRACKED = 40;
 const SHOW_RECEIVED = 20;
 const PAGE = 500; // rows per GET /events request
 
+import { storedItems } from './consent.js';
+
 export function startPanel({ demo, error, esc }) {
   const el = (id) => document.getElementById(id);
   const ui = {
@@ -15,6 +19,8 @@ export function startPanel({ demo, error, esc }) {
     note: el('panel-note'),
     sdk: el('sdk-stats'),
     identity: el('identity'),
+    consent: el('consent'),
+    stored: el('stored'),
     tracked: el('tracked'),
     trackedCount: el('tracked-count'),
     collector: el('collector-stats'),
@@ -69,15 +75,16 @@ export function startPanel({ demo, error, esc }) {
     }
     const s = c.stats();
     const now = Date.now();
-    const dropped = (s.droppedQueueFull || 0) + (s.droppedRejected || 0) + (s.droppedMaxAttempts || 0) + (s.droppedExpired || 0);
+    const dropped = (s.droppedQueueFull || 0) + (s.droppedRejected || 0) + (s.droppedMaxAttempts || 0) + (s.droppedExpired || 0)
+      + (s.droppedConsent || 0) + (s.droppedHeldFull || 0);
     const backoff = s.backoffUntil && s.backoffUntil > now ? `${((s.backoffUntil - now) / 1000).toFixed(1)} s` : '—';
     set(ui.sdk, [
       stat('Queued', s.queued, s.queued ? 'warn' : ''),
+      stat('Held', s.held, s.held ? 'warn' : ''),
       stat('In flight', s.inFlight, s.inFlight ? 'warn' : ''),
       stat('Delivered', s.delivered, 'good'),
       stat('Uploads', s.uploads),
       stat('Retries', s.retries, s.retries ? 'warn' : ''),
-      stat('Gzipped', s.gzipUploads),
       stat('Beaconed', s.beaconed),
       stat('Restored', s.restored),
       stat('Dropped', dropped, dropped ? 'bad' : ''),
@@ -96,16 +103,48 @@ export function startPanel({ demo, error, esc }) {
   }
 
   function renderIdentity() {
-    const who = demo.client?.identity();
+    const who = demo.client?.getIdentity();
     if (!who) {
       set(ui.identity, '<p class="muted">—</p>');
       return;
     }
     const traits = who.traits && Object.keys(who.traits).length ? JSON.stringify(who.traits) : '—';
+    const ids = Object.entries(who.ids || {});
     set(ui.identity, `
-      <dt>anonymousId</dt><dd><code>${esc(who.anonymousId)}</code></dd>
+      <dt>deviceId</dt><dd>${who.deviceId ? `<code>${esc(who.deviceId)}</code>` : '<span class="muted">none (analytics not granted)</span>'}</dd>
+      <dt>sessionId</dt><dd>${who.session ? `<code>${esc(who.session.id)}</code>` : '—'}</dd>
       <dt>userId</dt><dd>${who.userId ? `<code>${esc(who.userId)}</code>` : '<span class="muted">anonymous</span>'}</dd>
-      <dt>traits</dt><dd><code>${esc(traits)}</code></dd>`);
+      <dt>traits</dt><dd><code>${esc(traits)}</code></dd>
+      ${ids.map(([ns, v]) => `<dt>ids.${esc(ns)}</dt><dd><code title="${esc(v)}">${esc(v.length > 24 ? `${v.slice(0, 24)}…` : v)}</code></dd>`).join('')}`);
+  }
+
+  function renderConsent() {
+    const c = demo.client?.getConsent();
+    if (!c) {
+      set(ui.consent, '<p class="muted">—</p>');
+      return;
+    }
+    const cls = (v) => (v === 'granted' ? 'good' : v === 'denied' ? 'bad' : 'warn');
+    set(ui.consent, `
+      ${['analytics', 'personalization', 'advertising', 'sale']
+        .map((p) => `<dt>${p}</dt><dd><span class="pill ${cls(c[p])}">${esc(c[p])}</span></dd>`)
+        .join('')}
+      <dt>GPC</dt><dd>${c.gpc ? 'on: advertising and sale denied' : 'off'}</dd>`);
+  }
+
+  function renderStored() {
+    const items = storedItems();
+    set(
+      ui.stored,
+      items.length
+        ? items
+            .map(
+              (i) => `<dt>${esc(i.where === 'cookie' ? `cookie ${i.name}` : i.name)}</dt>
+                <dd class="stored"><code>${esc(i.value.length > 140 ? `${i.value.slice(0, 140)}… (${i.value.length} chars)` : i.value)}</code></dd>`,
+            )
+            .join('')
+        : '<p class="muted">Nothing: no cookie, no localStorage key.</p>',
+    );
   }
 
   function renderTracked() {
@@ -275,7 +314,9 @@ export function startPanel({ demo, error, esc }) {
   function tick() {
     if (document.hidden) return;
     renderSdk();
+    renderConsent();
     renderIdentity();
+    renderStored();
     renderTracked();
     renderCollector();
   }
@@ -293,4 +334,5 @@ export function startPanel({ demo, error, esc }) {
   document.addEventListener('visibilitychange', tick);
   tick();
   pollCollector().then(tick);
+  return { refresh: tick };
 }

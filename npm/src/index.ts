@@ -47,6 +47,60 @@ export interface LimitOptions {
   maxEventBytes?: number;
 }
 
+/** The purposes Threadline knows; `analytics` gates collection itself. */
+export type Purpose = 'analytics' | 'personalization' | 'advertising' | 'sale';
+/** `pending`: not asked yet, or not answered. */
+export type Choice = 'pending' | 'granted' | 'denied';
+/** Choices for any subset of purposes; the ones left out keep their state. */
+export type ConsentChoices = Partial<Record<Purpose, Choice>>;
+
+/** The consent in force (the Global Privacy Control signal applied). */
+export interface Consent {
+  analytics: Choice;
+  personalization: Choice;
+  advertising: Choice;
+  sale: Choice;
+  /** The browser sends Global Privacy Control: `sale` and `advertising` read as denied. */
+  gpc: boolean;
+}
+
+export interface ConsentOptions {
+  /**
+   * The state before any choice: one choice for every purpose, or a choice
+   * per purpose (purposes left out start `pending`). Default `granted`;
+   * a consent-first site sets `pending`.
+   */
+  default?: Choice | ConsentChoices;
+  /** How IAB TCF TC strings map to purposes. */
+  tcf?: {
+    /** Your Global Vendor List id, if you have one: then your vendor consent is required too. */
+    vendorId?: number;
+    /** TCF purposes (1 to 24) each purpose needs. Defaults: analytics [1, 8], personalization [1, 5, 6], advertising [1, 3, 4], sale []. */
+    purposes?: Partial<Record<Purpose, number[]>>;
+  };
+  /** Events held in memory while `analytics` is pending. Default 1000. */
+  maxHeldEvents?: number;
+  /** Bytes held in memory while `analytics` is pending. Default 1 MiB. */
+  maxHeldBytes?: number;
+  /** On denial, send one `Consent Changed` record without identifiers. Default `false`. */
+  sendDenial?: boolean;
+}
+
+export interface IdentityOptions {
+  /** Lifetime of a device id. Default 395 days. */
+  deviceIdMaxAgeMs?: number;
+  /** Extend the lifetime on use (one cookie write a day at most) instead of rotating. Default `false`. */
+  renewDeviceId?: boolean;
+  /** Inactivity that ends a session. Default 30 minutes. */
+  sessionTimeoutMs?: number;
+  /** Longest a session lasts. Default 12 hours. */
+  sessionMaxMs?: number;
+  /** Id namespaces normalised and SHA-256 hashed before they leave the device. Default `['email', 'phone']`. */
+  hashIds?: string[];
+  /** Calling code (e.g. `'44'`) for phone numbers given without one. */
+  defaultCallingCode?: string;
+}
+
 export interface ClientOptions {
   /** Collector base URL; batches are POSTed to `<endpoint>/v1/batch`. */
   endpoint: string;
@@ -56,6 +110,8 @@ export interface ClientOptions {
   retry?: RetryOptions;
   queue?: QueueOptions;
   limits?: LimitOptions;
+  consent?: ConsentOptions;
+  identity?: IdentityOptions;
   /** Prefix of the localStorage/sessionStorage keys. Default `threadline`. */
   storagePrefix?: string;
   /** Keep the queue and identity in localStorage. Default `true`. */
@@ -66,6 +122,14 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Send what is queued by `sendBeacon` when the page is hidden. Default `true`. */
   beaconOnHide?: boolean;
+  /** Keep the device record in a first-party cookie shared by the site's subdomains. Default `true`. */
+  cookie?: boolean;
+  /** Default `tl_did`. */
+  cookieName?: string;
+  /** `auto` (default): the registrable domain, found by probing; or an explicit domain. */
+  cookieDomain?: string;
+  /** Take consent from an IAB TCF CMP on the page (`window.__tcfapi`). Default `true`. */
+  tcfApi?: boolean;
   /**
    * Where the `.wasm` comes from: a URL (default: `sdk_wasm_bg.wasm` beside
    * this module, resolved from `import.meta.url`), or its bytes or a
@@ -89,6 +153,13 @@ export interface Stats {
   unconfirmed: number;
   uploads: number;
   retries: number;
+  beaconsRequeued: number;
+  /** Events held in memory while `analytics` is pending. */
+  held: number;
+  /** Dropped because `analytics` was denied. */
+  droppedConsent: number;
+  /** Dropped from the held events when they outgrew `consent.maxHeldEvents`/`maxHeldBytes`. */
+  droppedHeldFull: number;
   droppedQueueFull: number;
   droppedRejected: number;
   droppedMaxAttempts: number;
@@ -105,14 +176,44 @@ export interface Stats {
   discardedSnapshots: number;
   gzipUploads: number;
   beaconsRefused: number;
+  /** TC strings from the page's CMP that could not be decoded. */
+  tcfRefused: number;
   /** Internal errors contained by the wrapper (should stay 0). */
   contained: number;
 }
 
+export interface Session {
+  /** The start time in milliseconds, as sent in `context.sessionId`. */
+  id: number;
+  start: number;
+  lastActivity: number;
+}
+
+/** Who events are about now. */
 export interface Identity {
-  anonymousId: string;
-  userId?: string;
-  traits?: Properties;
+  /** Sent as `anonymousId`; `null` until `analytics` is granted. */
+  deviceId: string | null;
+  deviceIdCreated: number | null;
+  deviceIdExpires: number | null;
+  userId: string | null;
+  traits: Properties;
+  /** Namespaced ids as sent (hashed where configured). */
+  ids: Record<string, string>;
+  session: Session | null;
+}
+
+/** Namespaced ids for `identify`: emails and phone numbers are normalised and hashed. */
+export interface Ids {
+  email?: string;
+  phone?: string;
+  crmId?: string;
+  [namespace: string]: string | undefined;
+}
+
+/** What `on` can listen to, and what each listener receives. */
+export interface ClientEvents {
+  sessionStart: { sessionId: number };
+  consentChange: Consent;
 }
 
 export interface Client {
@@ -120,18 +221,36 @@ export interface Client {
   track(name: string, properties?: Properties): string | undefined;
   /** Records a page view of the current location. */
   page(name?: string, properties?: Properties): string | undefined;
-  /** Attaches a known user id (and traits) to this browser. */
-  identify(userId: string, traits?: Properties): string | undefined;
+  /**
+   * Attaches a known user id, traits and namespaced ids to this browser;
+   * any may be left out (`identify(undefined, traits)`), not all.
+   */
+  identify(userId?: string | null, traits?: Properties, options?: { ids?: Ids }): string | undefined;
+  /** Links `userId` with `previousId` (default: the current user id, else the device id). */
+  alias(userId: string, previousId?: string): string | undefined;
+  /** Logout: forgets the user id, traits, ids and session, and rotates the device id. */
+  reset(): void;
+  /** Applies consent choices (any subset of purposes); returns the consent now in force. */
+  setConsent(choices: ConsentChoices): Consent | undefined;
+  /** Applies an IAB TCF TC string; throws a `TypeError` for one that cannot be decoded. */
+  setConsentTcf(tcString: string): Consent | undefined;
+  getConsent(): Consent | undefined;
+  getIdentity(): Identity | undefined;
+  /** Calls `listener` after each such change, from a microtask; returns the function that stops it. */
+  on<K extends keyof ClientEvents>(event: K, listener: (payload: ClientEvents[K]) => void): () => void;
   /** Sends what is queued; resolves when nothing more can be sent now. Never rejects. */
   flush(): Promise<void>;
   /** Flushes, stores what is left for the next page, and stops. Never rejects. */
   shutdown(): Promise<void>;
   stats(): Stats;
-  identity(): Identity | undefined;
 }
 
-const CORE_KEYS = ['endpoint', 'writeKey', 'batch', 'retry', 'queue', 'limits'] as const;
-const WEB_KEYS = ['storagePrefix', 'persist', 'compress', 'requestTimeoutMs', 'beaconOnHide'] as const;
+const CORE_KEYS = ['endpoint', 'writeKey', 'batch', 'retry', 'queue', 'limits', 'consent', 'identity'] as const;
+const WEB_KEYS = [
+  'storagePrefix', 'persist', 'compress', 'requestTimeoutMs', 'beaconOnHide',
+  'cookie', 'cookieName', 'cookieDomain', 'tcfApi',
+] as const;
+const EVENTS: readonly (keyof ClientEvents)[] = ['sessionStart', 'consentChange'];
 
 let loading: Promise<unknown> | undefined;
 
@@ -152,7 +271,7 @@ function isPlainObject(v: unknown): v is Properties {
   return proto === Object.prototype || proto === null;
 }
 
-function serialise(what: string, value: Properties | undefined): string | undefined {
+function serialise(what: string, value: object | undefined): string | undefined {
   if (value === undefined) return undefined;
   if (!isPlainObject(value)) {
     throw new TypeError(`threadline: ${what} must be a plain object`);
@@ -199,10 +318,13 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   return new WebClient(tl);
 }
 
+type Listener = (payload: never) => void;
+
 class WebClient implements Client {
   private tl: Threadline | undefined;
   private lastHref: string;
   private contained = 0;
+  private listeners: Map<string, Set<Listener>> | undefined;
 
   constructor(tl: Threadline) {
     this.tl = tl;
@@ -267,13 +389,97 @@ class WebClient implements Client {
     });
   }
 
-  identify(userId: string, traits?: Properties): string | undefined {
-    requireString('userId', userId);
+  identify(userId?: string | null, traits?: Properties, options?: { ids?: Ids }): string | undefined {
+    if (userId !== undefined && userId !== null) requireString('userId', userId);
     const json = serialise('traits', traits);
+    if (options !== undefined && !isPlainObject(options)) {
+      throw new TypeError('threadline: identify options must be a plain object ({ ids })');
+    }
+    const ids = options?.ids;
+    if (ids !== undefined) {
+      if (!isPlainObject(ids)) throw new TypeError('threadline: ids must be a plain object');
+      for (const [k, v] of Object.entries(ids)) {
+        if (v !== undefined) requireString(`ids.${k}`, v);
+      }
+    }
+    const idsJson = serialise('ids', ids);
     return this.call((tl) => {
       this.followLocation(tl);
-      return tl.identify(userId, json);
+      return tl.identify(userId ?? undefined, json, idsJson);
     });
+  }
+
+  alias(userId: string, previousId?: string): string | undefined {
+    requireString('userId', userId);
+    if (previousId !== undefined) requireString('previousId', previousId);
+    return this.call((tl) => {
+      this.followLocation(tl);
+      return tl.alias(userId, previousId);
+    });
+  }
+
+  reset(): void {
+    this.call((tl) => tl.reset());
+  }
+
+  setConsent(choices: ConsentChoices): Consent | undefined {
+    if (!isPlainObject(choices)) {
+      throw new TypeError('threadline: setConsent needs an object of purposes, e.g. { analytics: "granted" }');
+    }
+    const json = JSON.stringify(choices);
+    const out = this.call((tl) => tl.setConsent(json));
+    return out ? (JSON.parse(out) as Consent) : undefined;
+  }
+
+  setConsentTcf(tcString: string): Consent | undefined {
+    requireString('TC string', tcString);
+    const out = this.call((tl) => tl.setConsentTcf(tcString));
+    return out ? (JSON.parse(out) as Consent) : undefined;
+  }
+
+  getConsent(): Consent | undefined {
+    const json = this.call((tl) => tl.getConsent());
+    return json ? (JSON.parse(json) as Consent) : undefined;
+  }
+
+  getIdentity(): Identity | undefined {
+    const json = this.call((tl) => tl.getIdentity());
+    return json ? (JSON.parse(json) as Identity) : undefined;
+  }
+
+  on<K extends keyof ClientEvents>(event: K, listener: (payload: ClientEvents[K]) => void): () => void {
+    if (!EVENTS.includes(event)) {
+      throw new TypeError(`threadline: unknown event "${String(event)}"; expected one of ${EVENTS.join(', ')}`);
+    }
+    if (typeof listener !== 'function') throw new TypeError('threadline: listener must be a function');
+    if (!this.listeners) {
+      this.listeners = new Map();
+      // Notices come from a microtask after the change, never from inside a call.
+      this.call((tl) => tl.onNotice((kind: string, json: string) => this.emit(kind, json)));
+    }
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    const l = listener as Listener;
+    set.add(l);
+    return () => {
+      set.delete(l);
+    };
+  }
+
+  private emit(kind: string, json: string): void {
+    const set = this.listeners?.get(kind);
+    if (!set || set.size === 0) return;
+    const payload = JSON.parse(json) as never;
+    for (const l of [...set]) {
+      try {
+        l(payload);
+      } catch (e) {
+        // The host's bug: report it as the host's uncaught error, and go on.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
   }
 
   async flush(): Promise<void> {
@@ -300,8 +506,4 @@ class WebClient implements Client {
     return parsed;
   }
 
-  identity(): Identity | undefined {
-    const json = this.call((tl) => tl.identity());
-    return json ? (JSON.parse(json) as Identity) : undefined;
-  }
 }

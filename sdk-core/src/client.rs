@@ -263,6 +263,15 @@ impl Client {
         Ok(self.update_consent(&update, Some(Source::Tcf), now, random))
     }
 
+    /// Another page of the site (another tab, another subdomain) saw
+    /// `analytics` denied and deleted what was stored: apply the denial
+    /// here too. The page that saw it recorded it, so this records nothing
+    /// (no second denial record).
+    pub fn deny_from_elsewhere(&mut self, now: Millis, random: [u8; 16]) {
+        let update = ConsentUpdate { analytics: Some(Choice::Denied), ..ConsentUpdate::default() };
+        self.update_consent(&update, None, now, random);
+    }
+
     /// The CMP says GDPR does not apply to this person (`gdprApplies:
     /// false`): the TCF-mapped purposes need no consent.
     pub fn set_tcf_not_applicable(&mut self, now: Millis, random: [u8; 16]) -> Consent {

@@ -124,11 +124,34 @@ impl ConsentUpdate {
 /// per purpose. In the per-purpose form a purpose left out starts
 /// `pending`: whoever lists purposes is managing consent, and a purpose they
 /// forgot must wait for a choice rather than be granted by accident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum DefaultConsent {
     All(Choice),
     PerPurpose(ConsentUpdate),
+}
+
+/// By hand rather than `#[serde(untagged)]`, which buffers the input in
+/// serde's generic `Content` tree: that code costs several KiB of wasm for
+/// a field read once at start.
+impl<'de> Deserialize<'de> for DefaultConsent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DefaultConsent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"pending\", \"granted\", \"denied\" or an object of purposes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DefaultConsent, E> {
+                Choice::deserialize(serde::de::value::StrDeserializer::<E>::new(v)).map(DefaultConsent::All)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DefaultConsent, A::Error> {
+                ConsentUpdate::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(DefaultConsent::PerPurpose)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl DefaultConsent {

@@ -50,6 +50,14 @@ pub fn environment() -> Environment {
     }
 }
 
+/// The Global Privacy Control signal, `navigator.globalPrivacyControl`.
+pub fn gpc() -> bool {
+    window()
+        .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("globalPrivacyControl")).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
 /// `navigator.onLine`; unknown counts as online so we at least try.
 pub fn online() -> bool {
     window().is_none_or(|w| w.navigator().on_line())

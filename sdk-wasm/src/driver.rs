@@ -8,13 +8,18 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use sdk_core::{Client, Millis, NextUpload, Outcome, Persist, Store as Slot, Transport, Upload};
+use sdk_core::{
+    Choice, Client, ConsentView, Device, Millis, NextUpload, Notice, Outcome, Persist, Store as Slot,
+    Transport, Upload,
+};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Event, EventTarget, PageTransitionEvent};
+use web_sys::{Event, EventTarget, PageTransitionEvent, StorageEvent};
 
 use crate::browser::{self, now_ms, RandomPool, Store};
+use crate::cmp::{self, TcData};
+use crate::cookie::{self, Cookie};
 use crate::tabs::{self, Held, Wait};
 use crate::transport::{self, KEEPALIVE_BUDGET};
 
@@ -32,6 +37,30 @@ pub struct WebOptions {
     pub request_timeout_ms: u32,
     /// Send what is queued by `sendBeacon` when the page is hidden or left.
     pub beacon_on_hide: bool,
+    /// Keep the device record in a first-party cookie (shared by the
+    /// subdomains of the site); `<prefix>.did` in localStorage is the fallback.
+    pub cookie: bool,
+    pub cookie_name: String,
+    /// `"auto"` (the registrable domain, probed) or an explicit domain.
+    pub cookie_domain: String,
+    /// Take consent from an IAB TCF CMP on the page (`window.__tcfapi`).
+    pub tcf_api: bool,
+}
+
+impl WebOptions {
+    pub fn validate(&self) -> Result<(), String> {
+        let token = |s: &str| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        };
+        if !token(&self.cookie_name) {
+            return Err(format!("cookieName \"{}\" is not a valid cookie name", self.cookie_name));
+        }
+        let domain_ok = self.cookie_domain.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+        if self.cookie_domain.is_empty() || !domain_ok {
+            return Err(format!("cookieDomain \"{}\" must be \"auto\" or a domain name", self.cookie_domain));
+        }
+        Ok(())
+    }
 }
 
 impl Default for WebOptions {
@@ -42,6 +71,10 @@ impl Default for WebOptions {
             compress: true,
             request_timeout_ms: 30_000,
             beacon_on_hide: true,
+            cookie: true,
+            cookie_name: "tl_did".into(),
+            cookie_domain: "auto".into(),
+            tcf_api: true,
         }
     }
 }
@@ -58,6 +91,8 @@ pub struct WebStats {
     pub discarded_snapshots: u32,
     pub gzip_uploads: u32,
     pub beacons_refused: u32,
+    /// TC strings from the CMP that the core refused (malformed).
+    pub tcf_refused: u32,
 }
 
 /// Bodies smaller than this are not worth a compression round trip.
@@ -68,12 +103,27 @@ pub type Shared = Rc<RefCell<Driver>>;
 /// A lifecycle listener we added, kept so `close` can remove it.
 type Listener = (EventTarget, &'static str, Closure<dyn FnMut(Event)>);
 
+/// Marks the `<prefix>.did` copy of a record the cookie also holds.
+const IN_COOKIE: &str = "|c";
+
 pub struct Driver {
     pub core: Client,
     opts: WebOptions,
     store: Store,
+    session: Store,
     pub rand: RandomPool,
     tab: String,
+    /// The tab id is in sessionStorage (written with the first stored
+    /// queue: nothing is stored before consent allows it).
+    tab_saved: bool,
+    cookie: Option<Cookie>,
+    /// A device record was stored (cookie or `<prefix>.did`) by or for
+    /// this page: if both are gone later, another page deleted them.
+    device_stored: bool,
+    tcf_listener: Option<f64>,
+    on_notice: Option<Function>,
+    notices: Vec<(&'static str, String)>,
+    notices_scheduled: bool,
     tab_lock: Option<Held>,
     timer: Option<(Millis, Timeout)>,
     flush_waiters: Vec<Function>,
@@ -100,12 +150,23 @@ impl Driver {
         self.key(&format!("t.{tab}"))
     }
 
+    fn tab_key(&self) -> String {
+        self.key("tab")
+    }
+
     /// Writes what the core says is due (everything with `force`).
     pub fn persist(&mut self, now: Millis, force: bool) {
-        let Persist { queue, identity } = self.core.take_persist(now, force);
+        let Persist { queue, identity, device, wipe } = self.core.take_persist(now, force);
+        if wipe {
+            self.wipe();
+        }
         let qkey = self.queue_key(&self.tab);
         match queue {
             Some(Slot::Write(bytes)) => {
+                if !self.tab_saved {
+                    let (k, tab) = (self.tab_key(), self.tab.clone());
+                    self.tab_saved = self.session.set(&k, &tab);
+                }
                 self.store.set(&qkey, &String::from_utf8_lossy(&bytes));
                 if !self.web.web_locks {
                     let hb = self.heartbeat_key(&self.tab);
@@ -127,13 +188,144 @@ impl Driver {
             Some(Slot::Remove) => self.store.remove(&ikey),
             None => {}
         }
+        match device {
+            Some(Slot::Write(bytes)) => self.write_device(&String::from_utf8_lossy(&bytes), now),
+            Some(Slot::Remove) => {
+                if let Some(c) = &mut self.cookie {
+                    c.remove();
+                }
+                let dkey = self.key("did");
+                self.store.remove(&dkey);
+                self.device_stored = false;
+            }
+            None => {}
+        }
+    }
+
+    /// The device record goes to the cookie, for as long as it is valid,
+    /// and to `<prefix>.did`.
+    fn write_device(&mut self, record: &str, now: Millis) {
+        let mut kept = false;
+        if let Some(c) = &mut self.cookie {
+            let expires = self.core.identity_view().device_id_expires.unwrap_or(now);
+            kept = c.write(record, expires.saturating_sub(now) / 1000);
+        }
+        // The copy says whether the cookie held the record: if it did and
+        // the cookie is gone later, something deleted it (see `load_device`).
+        let dkey = self.key("did");
+        let copy = if kept { format!("{record}{IN_COOKIE}") } else { record.to_owned() };
+        kept |= self.store.set(&dkey, &copy);
+        self.device_stored = kept;
+    }
+
+    /// `analytics` was denied: everything this SDK stored goes, the other
+    /// tabs' queues and heartbeats included (they see `<prefix>.did` go and
+    /// deny too).
+    fn wipe(&mut self) {
+        if let Some(c) = &mut self.cookie {
+            c.remove();
+        }
+        let prefix = self.key("");
+        for k in self.store.keys_with_prefix(&prefix) {
+            self.store.remove(&k);
+        }
+        let tk = self.tab_key();
+        self.session.remove(&tk);
+        self.tab_saved = false;
+        self.device_stored = false;
+    }
+
+    /// Finds the device record (the cookie first: it spans the site's
+    /// subdomains; `<prefix>.did` if the cookie is gone) and gives it to the
+    /// core, which asks for it to be written back where it was missing.
+    /// `resumed`: back from the back/forward cache; if a record this page
+    /// stored has vanished meanwhile, another page denied consent.
+    fn load_device(&mut self, now: Millis, resumed: bool) {
+        let random = self.rand.bytes16();
+        let dkey = self.key("did");
+        let stored = self.store.get(&dkey);
+        let (local, was_in_cookie) = match stored.as_deref().map(|l| l.strip_suffix(IN_COOKIE)) {
+            Some(Some(l)) => (Some(l.to_owned()), true),
+            Some(None) => (stored.clone(), false),
+            None => (None, false),
+        };
+        let had = self.device_stored && self.core.identity_view().device_id.is_some();
+        let mut found = false;
+        if let Some(c) = self.cookie.as_ref().and_then(|c| cookie::read(c.name())) {
+            let rewrite = self.store.available() && (local.as_deref() != Some(c.as_str()) || !was_in_cookie);
+            found = self.core.restore_device(c.as_bytes(), now, random, rewrite).is_ok();
+            self.web.discarded_snapshots += u32::from(!found);
+        } else if let (Some(l), true, true) = (&local, was_in_cookie, self.cookie.is_some()) {
+            // The cookie held this record and is gone before its expiry:
+            // deleted by a denial on another subdomain (or by the person).
+            // The per-origin copy must not bring the id back.
+            let expired = Device::decode(l.as_bytes()).map_or(true, |d| d.expires <= now);
+            if !expired {
+                self.core.deny_from_elsewhere(now, random);
+                self.wipe();
+                return;
+            }
+        }
+        if let (false, Some(l)) = (found, &local) {
+            found = self.core.restore_device(l.as_bytes(), now, random, self.cookie.is_some()).is_ok();
+            if !found {
+                self.web.discarded_snapshots += 1;
+                self.store.remove(&dkey);
+            }
+        }
+        if found {
+            self.device_stored = true;
+        } else if resumed && had {
+            self.core.deny_from_elsewhere(now, random);
+        }
+    }
+
+    /// Queues the core's notices for the host's `onNotice` callback, which
+    /// hears them in a microtask: never while we are borrowed, never inside
+    /// the host's own call. Without a callback they are dropped.
+    fn collect_notices(&mut self, shared: &Shared) {
+        let notices = self.core.take_notices();
+        if notices.is_empty() || self.on_notice.is_none() {
+            return;
+        }
+        let gpc = self.core.consent_view().gpc;
+        for n in notices {
+            self.notices.push(match n {
+                Notice::SessionStarted { id } => ("sessionStart", format!(r#"{{"sessionId":{id}}}"#)),
+                Notice::ConsentChanged { consent } => (
+                    "consentChange",
+                    serde_json::to_string(&ConsentView { consent, gpc }).unwrap_or_default(),
+                ),
+            });
+        }
+        if !self.notices_scheduled {
+            self.notices_scheduled = true;
+            let s = shared.clone();
+            wasm_bindgen_futures::spawn_local(async move { deliver_notices(&s) });
+        }
+    }
+
+    pub fn consent_json(&self) -> String {
+        serde_json::to_string(&self.core.consent_view()).unwrap_or_default()
+    }
+
+    pub fn set_on_notice(&mut self, f: Option<Function>) {
+        self.on_notice = f;
+    }
+
+    /// After a call that changes consent or identity: storage work is done
+    /// now (a denial deletes everything before the call returns); the
+    /// caller then runs `drive`.
+    pub fn settle(&mut self, now: Millis) {
+        self.persist(now, false);
     }
 
     /// Takes this tab's stored identity and queue as the truth: at start (the
     /// queue is empty then, so this restores it) and when the page comes
     /// back from the back/forward cache. An unreadable stored value is
     /// counted and removed; it changes nothing in memory.
-    fn load_stored(&mut self, now: Millis) {
+    fn load_stored(&mut self, now: Millis, resumed: bool) {
+        self.load_device(now, resumed);
         if !self.store.available() {
             return; // memory only: nothing stored can be newer than memory
         }
@@ -178,6 +370,7 @@ impl Driver {
     /// Called after every API call: only arms the timer (cheap), so a burst
     /// of calls in one task is processed once, in a later task.
     pub fn after_call(&mut self, shared: &Shared, now: Millis) {
+        self.collect_notices(shared);
         self.arm(&Rc::downgrade(shared), now);
     }
 
@@ -237,6 +430,7 @@ pub fn drive(shared: &Shared) {
         if uploads.is_empty() && d.core.uploads_in_flight() == 0 {
             resolved = std::mem::take(&mut d.flush_waiters);
         }
+        d.collect_notices(shared);
         d.arm(&Rc::downgrade(shared), now);
     }
     for u in uploads {
@@ -292,7 +486,8 @@ async fn send(shared: Shared, upload: Upload) {
 
 /// Builds the driver: claims a tab id, restores this tab's stored queue and
 /// identity, adopts queues of closed tabs, and listens to the page lifecycle.
-pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shared {
+pub async fn start(mut core: Client, opts: WebOptions, mut rand: RandomPool) -> Shared {
+    core.set_gpc(browser::gpc(), now_ms(), rand.bytes16());
     let mut session = Store::session();
     let tab_key = format!("{}.tab", opts.storage_prefix);
     let web_locks = tabs::supported();
@@ -311,13 +506,24 @@ pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shar
         }
     }
     let tab = tab.unwrap_or_else(|| rand.hex_id());
-    session.set(&tab_key, &tab);
+    // Written with the first stored queue, not now: before consent nothing
+    // is stored, sessionStorage included.
+    let tab_saved = session.get(&tab_key).as_deref() == Some(tab.as_str());
 
     let store = Store::local(opts.persist);
+    let cookie = opts.cookie.then(|| Cookie::new(opts.cookie_name.clone(), opts.cookie_domain.clone()));
     let driver = Driver {
         core,
         store,
+        session,
         rand,
+        tab_saved,
+        cookie,
+        device_stored: false,
+        tcf_listener: None,
+        on_notice: None,
+        notices: Vec::new(),
+        notices_scheduled: false,
         tab_lock,
         timer: None,
         flush_waiters: Vec::new(),
@@ -337,21 +543,127 @@ pub async fn start(core: Client, opts: WebOptions, mut rand: RandomPool) -> Shar
         if let Some(p) = browser::page() {
             d.core.set_page(p);
         }
-        d.load_stored(now_ms());
+        d.load_stored(now_ms(), false);
     }
     adopt_orphans(&shared).await;
     listen(&shared);
+    listen_cmp(&shared);
     drive(&shared);
     shared
 }
 
+/// Delivers collected notices to the host's callback, outside any borrow.
+fn deliver_notices(shared: &Shared) {
+    let (f, notices) = match shared.try_borrow_mut() {
+        Ok(mut d) => {
+            d.notices_scheduled = false;
+            (d.on_notice.clone(), std::mem::take(&mut d.notices))
+        }
+        Err(_) => return,
+    };
+    let Some(f) = f else { return };
+    for (kind, json) in notices {
+        let _ = f.call2(&JsValue::NULL, &JsValue::from_str(kind), &JsValue::from_str(&json));
+    }
+}
+
+/// Listens to a TCF CMP, if the page has one and the options allow it.
+fn listen_cmp(shared: &Shared) {
+    let Ok(true) = shared.try_borrow().map(|d| d.opts.tcf_api) else { return };
+    let weak = Rc::downgrade(shared);
+    let closure = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |tc_data: JsValue, success: JsValue| {
+        if let Some(s) = weak.upgrade() {
+            on_tc_data(&s, &tc_data, &success);
+        }
+    });
+    // Owned by JavaScript from here: a CMP may call it after this client is
+    // gone (then the weak reference finds nothing). Registered outside any
+    // borrow: a CMP may answer at once, from inside this call.
+    cmp::add_listener(&closure.into_js_value());
+}
+
+fn on_tc_data(shared: &Shared, tc_data: &JsValue, success: &JsValue) {
+    {
+        let Ok(mut d) = shared.try_borrow_mut() else { return };
+        let mut id = d.tcf_listener;
+        let data = cmp::read(tc_data, success, &mut id);
+        d.tcf_listener = id;
+        if d.closed {
+            return;
+        }
+        let now = now_ms();
+        let random = d.rand.bytes16();
+        match data {
+            Some(TcData::NotApplicable) => {
+                d.core.set_tcf_not_applicable(now, random);
+            }
+            Some(TcData::TcString(tc)) => {
+                if d.core.set_consent_tcf(&tc, now, random).is_err() {
+                    d.web.tcf_refused += 1;
+                }
+            }
+            None => return,
+        }
+        d.settle(now);
+    }
+    drive(shared);
+}
+
+/// Another tab of this origin changed the stored device or identity record.
+/// The device record gone means that tab's person denied consent: deny here
+/// too. A new record (granted, rotated, reset) is taken as this tab's own,
+/// which releases events held while consent was pending.
+fn on_storage(shared: &Shared, e: Event) {
+    let Some(e) = e.dyn_ref::<StorageEvent>() else { return };
+    let Some(key) = e.key() else { return };
+    {
+        let Ok(mut d) = shared.try_borrow_mut() else { return };
+        if d.closed {
+            return;
+        }
+        let now = now_ms();
+        let random = d.rand.bytes16();
+        if key == d.key("did") {
+            match e.new_value() {
+                None => {
+                    if d.core.consent().analytics != Choice::Denied {
+                        d.core.deny_from_elsewhere(now, random);
+                    }
+                }
+                Some(record) => {
+                    // Store what this tab has not yet (restoring takes the
+                    // stored record as current).
+                    d.persist(now, true);
+                    let record = record.strip_suffix(IN_COOKIE).unwrap_or(&record);
+                    if d.core.restore_device(record.as_bytes(), now, random, false).is_ok() {
+                        d.device_stored = true;
+                    }
+                }
+            }
+        } else if key == d.key("id") {
+            let Some(record) = e.new_value() else { return };
+            let _ = d.core.restore_identity(record.as_bytes());
+        } else {
+            return;
+        }
+        d.settle(now);
+    }
+    drive(shared);
+}
+
 /// Adopts the stored queues of tabs that are gone.
 pub async fn adopt_orphans(shared: &Shared) {
-    let Ok((prefix, mine, locks)) =
-        shared.try_borrow().map(|d| (d.key("q."), d.tab.clone(), d.web.web_locks))
+    let Ok((prefix, mine, locks, device)) = shared
+        .try_borrow()
+        .map(|d| (d.key("q."), d.tab.clone(), d.web.web_locks, d.core.identity_view().device_id.is_some()))
     else {
         return;
     };
+    if !device {
+        // Nothing may be stored now (consent pending): adopted events could
+        // not be kept under our key, so leave them where they are.
+        return;
+    }
     let keys = match shared.try_borrow() {
         Ok(d) => d.store.keys_with_prefix(&prefix),
         Err(_) => return,
@@ -413,10 +725,11 @@ fn listen(shared: &Shared) {
             }
         })
     };
-    let handlers: [Listener; 4] = [
+    let handlers: [Listener; 5] = [
         (doc.into(), "visibilitychange", on(on_visibility)),
         (w.clone().into(), "pagehide", on(on_pagehide)),
         (w.clone().into(), "pageshow", on(on_pageshow)),
+        (w.clone().into(), "storage", on(on_storage)),
         (w.into(), "online", on(on_online)),
     ];
     if let Ok(mut d) = shared.try_borrow_mut() {
@@ -471,7 +784,7 @@ fn on_pageshow(shared: &Shared, e: Event) {
     // it and added its own since, so the stored queue is the truth. Read it
     // now, before the host can track again.
     if let Ok(mut d) = shared.try_borrow_mut() {
-        d.load_stored(now_ms());
+        d.load_stored(now_ms(), true);
         d.beacon_bytes = 0;
     }
     let s = shared.clone();
@@ -519,20 +832,28 @@ pub fn flush(shared: &Shared) -> js_sys::Promise {
 /// Stops the client: what is queued is stored for the next page, listeners
 /// and the timer go, the tab lock is released.
 pub fn close(shared: &Shared) {
-    let Ok(mut d) = shared.try_borrow_mut() else { return };
-    if d.closed {
-        return;
-    }
-    d.persist(now_ms(), true);
-    d.closed = true;
-    d.timer = None;
-    for (target, name, closure) in d.listeners.drain(..) {
-        let _ = target.remove_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
-    }
-    if let Some(h) = d.tab_lock.take() {
-        h.release();
-    }
-    for r in d.flush_waiters.drain(..) {
-        let _ = r.call0(&JsValue::NULL);
+    let listener = {
+        let Ok(mut d) = shared.try_borrow_mut() else { return };
+        if d.closed {
+            return;
+        }
+        d.persist(now_ms(), true);
+        d.closed = true;
+        d.timer = None;
+        d.on_notice = None;
+        for (target, name, closure) in d.listeners.drain(..) {
+            let _ = target.remove_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+        }
+        if let Some(h) = d.tab_lock.take() {
+            h.release();
+        }
+        for r in d.flush_waiters.drain(..) {
+            let _ = r.call0(&JsValue::NULL);
+        }
+        d.tcf_listener.take()
+    };
+    // Outside the borrow: the CMP may answer from inside the call.
+    if let Some(id) = listener {
+        cmp::remove_listener(id);
     }
 }

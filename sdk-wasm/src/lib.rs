@@ -6,14 +6,16 @@
 //! npm package wraps this class and is what pages import.
 
 mod browser;
+mod cmp;
+mod cookie;
 mod driver;
 mod tabs;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests;
 mod transport;
 
-use js_sys::{Promise, RangeError, TypeError};
-use sdk_core::{Client, Config, EventError};
+use js_sys::{Function, Promise, RangeError, TypeError};
+use sdk_core::{Client, Config, ConsentError, EventError};
 use wasm_bindgen::prelude::*;
 
 use crate::driver::{Shared, WebOptions};
@@ -22,11 +24,17 @@ use crate::driver::{Shared, WebOptions};
 fn event_error(e: EventError) -> JsValue {
     let msg = format!("threadline: {e}");
     match e {
-        EventError::Empty { .. } | EventError::NotAnObject { .. } => TypeError::new(&msg).into(),
+        EventError::Empty { .. } | EventError::NotAnObject { .. } | EventError::Identity(_) => {
+            TypeError::new(&msg).into()
+        }
         EventError::NameTooLong { .. } | EventError::TooDeep { .. } | EventError::TooLarge { .. } => {
             RangeError::new(&msg).into()
         }
     }
+}
+
+fn consent_error(e: ConsentError) -> JsValue {
+    TypeError::new(&format!("threadline: {e}")).into()
 }
 
 fn busy() -> JsValue {
@@ -53,9 +61,10 @@ impl Threadline {
             serde_json::from_str(&web)
                 .map_err(|e| TypeError::new(&format!("threadline: browser options: {e}")))?
         };
+        web.validate().map_err(|e| TypeError::new(&format!("threadline: browser options: {e}")))?;
         let mut rand = browser::RandomPool::new();
-        let core =
-            Client::new(config, rand.bytes16()).map_err(|e| TypeError::new(&format!("threadline: {e}")))?;
+        let core = Client::new(config, browser::now_ms(), rand.bytes16())
+            .map_err(|e| TypeError::new(&format!("threadline: {e}")))?;
         let shared = driver::start(core, web, rand).await;
         Ok(Threadline { shared })
     }
@@ -83,14 +92,91 @@ impl Threadline {
         Ok(id)
     }
 
-    /// Attaches a known user id and traits; later events carry the user id.
-    pub fn identify(&self, user_id: &str, traits: Option<String>) -> Result<String, JsValue> {
+    /// Attaches a known user id, traits and namespaced ids (`ids`: JSON
+    /// `{"email":..,"phone":..,"crmId":..}`); later events carry the user
+    /// id. Any of the three may be left out, not all.
+    pub fn identify(
+        &self,
+        user_id: Option<String>,
+        traits: Option<String>,
+        ids: Option<String>,
+    ) -> Result<String, JsValue> {
+        self.change(|d, now, random| {
+            d.core
+                .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), now, random)
+                .map_err(event_error)
+        })
+    }
+
+    /// Links `userId` with a previous id (by default the current user id,
+    /// else the device id); returns the alias event's messageId.
+    pub fn alias(&self, user_id: &str, previous_id: Option<String>) -> Result<String, JsValue> {
         let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
         let now = browser::now_ms();
         let random = d.rand.bytes16();
-        let id = d.core.identify(user_id, traits.as_deref(), now, random).map_err(event_error)?;
+        let id = d.core.alias(user_id, previous_id.as_deref(), now, random).map_err(event_error)?;
         d.after_call(&self.shared, now);
         Ok(id)
+    }
+
+    /// Logout: forgets the user id, traits, ids and session, rotates the
+    /// device id.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        self.change(|d, now, random| {
+            d.core.reset(now, random);
+            Ok(())
+        })
+    }
+
+    /// Applies the host's consent choices, JSON `{"analytics":"granted",
+    /// ...}` (any subset of purposes); returns the consent now in force as
+    /// JSON. A bad input is a `TypeError` and changes nothing.
+    #[wasm_bindgen(js_name = setConsent)]
+    pub fn set_consent(&self, json: &str) -> Result<String, JsValue> {
+        self.change(|d, now, random| {
+            d.core.set_consent(json, now, random).map_err(consent_error)?;
+            Ok(d.consent_json())
+        })
+    }
+
+    /// Applies an IAB TCF TC string; returns the consent now in force as
+    /// JSON. A string that cannot be decoded is a `TypeError` and changes
+    /// nothing.
+    #[wasm_bindgen(js_name = setConsentTcf)]
+    pub fn set_consent_tcf(&self, tc_string: &str) -> Result<String, JsValue> {
+        self.change(|d, now, random| {
+            d.core.set_consent_tcf(tc_string, now, random).map_err(consent_error)?;
+            Ok(d.consent_json())
+        })
+    }
+
+    /// `{analytics, personalization, advertising, sale, gpc}` as JSON.
+    #[wasm_bindgen(js_name = getConsent)]
+    pub fn get_consent(&self) -> String {
+        match self.shared.try_borrow() {
+            Ok(d) => d.consent_json(),
+            Err(_) => "{}".into(),
+        }
+    }
+
+    /// `{deviceId, deviceIdCreated, deviceIdExpires, userId, traits, ids,
+    /// session}` as JSON.
+    #[wasm_bindgen(js_name = getIdentity)]
+    pub fn get_identity(&self) -> String {
+        match self.shared.try_borrow() {
+            Ok(d) => serde_json::to_string(&d.core.identity_view()).unwrap_or_default(),
+            Err(_) => "{}".into(),
+        }
+    }
+
+    /// `f(kind, json)` hears of `"sessionStart"` (`{"sessionId"}`) and
+    /// `"consentChange"` (the consent now in force), in a microtask after
+    /// the change; `undefined` stops it.
+    #[wasm_bindgen(js_name = onNotice)]
+    pub fn on_notice(&self, f: Option<Function>) {
+        if let Ok(mut d) = self.shared.try_borrow_mut() {
+            d.set_on_notice(f);
+        }
     }
 
     /// Re-reads `location` and `document.title` (after a client-side route
@@ -120,12 +206,24 @@ impl Threadline {
             Err(_) => "{}".into(),
         }
     }
+}
 
-    /// The ids events are sent with now, as a JSON string.
-    pub fn identity(&self) -> String {
-        match self.shared.try_borrow() {
-            Ok(d) => serde_json::to_string(d.core.identity()).unwrap_or_default(),
-            Err(_) => "{}".into(),
-        }
+impl Threadline {
+    /// A consent or identity change: storage work happens before the call
+    /// returns (a denial deletes everything at once), then the loop runs.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut driver::Driver, u64, [u8; 16]) -> Result<T, JsValue>,
+    ) -> Result<T, JsValue> {
+        let out = {
+            let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
+            let now = browser::now_ms();
+            let random = d.rand.bytes16();
+            let out = f(&mut d, now, random)?;
+            d.settle(now);
+            out
+        };
+        driver::drive(&self.shared);
+        Ok(out)
     }
 }

@@ -49,6 +49,7 @@ export function stubBeacon(accept) {
 export async function beaconTexts() {
   return JSON.stringify(await Promise.all(beacons.map(async (b) => ({ url: b.url, type: b.type, text: await b.blob.text() }))));
 }
+export function firePageshow() { window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true })); }
 export function firePagehide() { window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false })); }
 export function breakSetItem(on) {
   if (on) {
@@ -59,6 +60,48 @@ export function breakSetItem(on) {
   }
 }
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+const cookieLines = [];
+export function watchCookies() {
+  if (!window.__cookieWatch) {
+    window.__cookieWatch = true;
+    const d = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
+    Object.defineProperty(Document.prototype, 'cookie', {
+      configurable: true,
+      get() { return d.get.call(this); },
+      set(v) { cookieLines.push(String(v)); d.set.call(this, v); },
+    });
+  }
+  cookieLines.length = 0;
+}
+export function cookieWrites() { return JSON.stringify(cookieLines); }
+export function clearCookies() {
+  for (const c of document.cookie.split(';')) {
+    const name = c.split('=')[0].trim();
+    if (name) document.cookie = `${name}=; Max-Age=0; Path=/`;
+  }
+}
+export function setCookie(line) { document.cookie = line; }
+export function readCookies() { return document.cookie; }
+const notices = [];
+export function noticeSink() { notices.length = 0; return (kind, json) => notices.push([kind, JSON.parse(json)]); }
+export function noticesSeen() { return JSON.stringify(notices); }
+export function stubTcfApi(answers) {
+  window.__tcfCalls = [];
+  window.__tcfapi = (cmd, version, cb, arg) => {
+    window.__tcfCalls.push(cmd);
+    if (cmd === 'addEventListener') for (const a of JSON.parse(answers)) cb({ listenerId: 7, ...a }, true);
+    else if (cmd === 'removeEventListener') cb(true);
+  };
+}
+export function tcfCalls() { return JSON.stringify(window.__tcfCalls || []); }
+export function removeTcfApi() { delete window.__tcfapi; }
+export function setGpc(on) {
+  if (on) Object.defineProperty(navigator, 'globalPrivacyControl', { configurable: true, get: () => true });
+  else delete navigator.globalPrivacyControl;
+}
+export function dispatchStorage(key, oldValue, newValue) {
+  window.dispatchEvent(new StorageEvent('storage', { key, oldValue, newValue, storageArea: localStorage }));
+}
 export function errorClass(e) { return e && e.constructor ? e.constructor.name : typeof e; }
 "#)]
 extern "C" {
@@ -76,17 +119,44 @@ extern "C" {
     async fn beacon_texts() -> JsValue;
     #[wasm_bindgen(js_name = firePagehide)]
     fn fire_pagehide();
+    #[wasm_bindgen(js_name = firePageshow)]
+    fn fire_pageshow();
     #[wasm_bindgen(js_name = breakSetItem)]
     fn break_set_item(on: bool);
     async fn sleep(ms: u32) -> JsValue;
     #[wasm_bindgen(js_name = errorClass)]
     fn error_class(e: &JsValue) -> String;
+    #[wasm_bindgen(js_name = watchCookies)]
+    fn watch_cookies();
+    #[wasm_bindgen(js_name = cookieWrites)]
+    fn cookie_writes() -> String;
+    #[wasm_bindgen(js_name = clearCookies)]
+    fn clear_cookies();
+    #[wasm_bindgen(js_name = setCookie)]
+    fn set_cookie(line: &str);
+    #[wasm_bindgen(js_name = readCookies)]
+    fn read_cookies() -> String;
+    #[wasm_bindgen(js_name = noticeSink)]
+    fn notice_sink() -> js_sys::Function;
+    #[wasm_bindgen(js_name = noticesSeen)]
+    fn notices_seen() -> String;
+    #[wasm_bindgen(js_name = stubTcfApi)]
+    fn stub_tcf_api(answers: &str);
+    #[wasm_bindgen(js_name = tcfCalls)]
+    fn tcf_calls() -> String;
+    #[wasm_bindgen(js_name = removeTcfApi)]
+    fn remove_tcf_api();
+    #[wasm_bindgen(js_name = setGpc)]
+    fn set_gpc(on: bool);
+    #[wasm_bindgen(js_name = dispatchStorage)]
+    fn dispatch_storage(key: &str, old_value: Option<String>, new_value: Option<String>);
 }
 
 fn clear_storage() {
     let w = web_sys::window().unwrap();
     w.local_storage().unwrap().unwrap().clear().unwrap();
     w.session_storage().unwrap().unwrap().clear().unwrap();
+    clear_cookies();
 }
 
 fn config(prefix: &str, batch: &str) -> (String, String) {
@@ -186,10 +256,12 @@ async fn bad_arguments_raise_typed_errors_and_queue_nothing() {
     assert_eq!(error_class(&e), "RangeError");
     let e = t.track("E", Some("[1,2]".into())).unwrap_err();
     assert_eq!(error_class(&e), "TypeError");
-    let e = t.identify("", None).unwrap_err();
+    let e = t.identify(Some(String::new()), None, None).unwrap_err();
+    assert_eq!(error_class(&e), "TypeError");
+    let e = t.identify(None, None, Some(r#"{"email":"nope"}"#.into())).unwrap_err();
     assert_eq!(error_class(&e), "TypeError");
     let s = stats(&t);
-    assert_eq!((s["rejected"].as_u64(), s["queued"].as_u64()), (Some(3), Some(0)));
+    assert_eq!((s["rejected"].as_u64(), s["queued"].as_u64()), (Some(4), Some(0)));
     t.close();
 }
 
@@ -368,4 +440,327 @@ fn page_context_is_read_from_the_document() {
     let env = crate::browser::environment();
     assert!(env.user_agent.unwrap().contains("Chrome"));
     assert!(env.timezone.is_some());
+}
+
+// ---- consent and identity ----------------------------------------------------
+
+async fn client_with(prefix: &str, core_extra: &str, web_extra: &str) -> Threadline {
+    let c = format!(
+        r#"{{"endpoint":"https://collector.test","writeKey":"wk","batch":{{"maxAgeMs":60000}}{core_extra}}}"#
+    );
+    let w = format!(r#"{{"storagePrefix":"{prefix}"{web_extra}}}"#);
+    Threadline::create(c, w).await.unwrap()
+}
+
+const PENDING: &str = r#","consent":{"default":"pending"}"#;
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap()
+}
+
+fn cookie_lines() -> Vec<String> {
+    serde_json::from_str(&cookie_writes()).unwrap()
+}
+
+fn device_cookie() -> Option<String> {
+    read_cookies().split(';').find_map(|c| c.trim().strip_prefix("tl_did=").map(str::to_owned))
+}
+
+fn session_get(key: &str) -> Option<String> {
+    Store::session().get(key)
+}
+
+/// A device record as another subdomain (or tab) would have stored it.
+fn foreign_record(uuid: &str, consent: &str) -> String {
+    let now = js_sys::Date::now() as u64;
+    format!("1.{uuid}.{now}.{}.{consent}", now + 10 * 86_400_000)
+}
+
+#[wasm_bindgen_test]
+async fn the_device_cookie_is_written_once_not_per_event() {
+    clear_storage();
+    stub_fetch();
+    stub_beacon(true);
+    watch_cookies();
+    let t = client_with("tl-c", "", "").await;
+    let id = json(&t.get_identity());
+    let device = id["deviceId"].as_str().unwrap();
+    let lines = cookie_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert!(line.starts_with(&format!("tl_did=1.{device}.")), "{line}");
+    assert!(line.contains("; Path=/") && line.contains("; SameSite=Lax"), "{line}");
+    assert!(!line.contains("Domain=") && !line.contains("Secure"), "host-only on http://127.0.0.1: {line}");
+    let max_age: u64 = line.split("; ").find_map(|a| a.strip_prefix("Max-Age=")).unwrap().parse().unwrap();
+    let expected = (id["deviceIdExpires"].as_u64().unwrap() - js_sys::Date::now() as u64) / 1000;
+    assert!(max_age.abs_diff(expected) <= 5 && max_age > 390 * 86_400, "{max_age} vs {expected}");
+    assert_eq!(Store::local(true).get("tl-c.did"), device_cookie(), "the fallback copy is the cookie");
+    for i in 0..50 {
+        t.track("E", Some(format!(r#"{{"i":{i}}}"#))).unwrap();
+    }
+    JsFuture::from(t.flush()).await.unwrap();
+    fire_pagehide();
+    assert_eq!(cookie_lines().len(), 1, "no cookie write per event, flush or hide");
+    assert!(Store::local(true).get("tl-c.id").is_some());
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn pending_stores_nothing_and_a_grant_releases_and_stores() {
+    clear_storage();
+    stub_fetch();
+    watch_cookies();
+    let t = client_with("tl-p", PENDING, "").await;
+    let held: Vec<_> = (0..3).map(|i| t.track("Held", Some(format!(r#"{{"i":{i}}}"#))).unwrap()).collect();
+    JsFuture::from(t.flush()).await.unwrap();
+    fire_pagehide();
+    assert!(calls().is_empty(), "nothing is sent while pending");
+    assert_eq!(json(&t.get_identity())["deviceId"], serde_json::Value::Null);
+    assert!(Store::local(true).keys_with_prefix("tl-p.").is_empty());
+    assert_eq!(session_get("tl-p.tab"), None, "not even the tab id");
+    assert!(cookie_lines().is_empty());
+    assert_eq!(stats(&t)["held"].as_u64(), Some(3));
+
+    // A bad choice is a TypeError and changes nothing.
+    for bad in [r#"{"analytics":"yes"}"#, r#"{"marketing":"granted"}"#, "[]"] {
+        assert_eq!(error_class(&t.set_consent(bad).unwrap_err()), "TypeError", "{bad}");
+    }
+    assert_eq!(json(&t.get_consent())["analytics"], "pending");
+
+    let consent = json(&t.set_consent(r#"{"analytics":"granted"}"#).unwrap());
+    assert_eq!((consent["analytics"].as_str(), consent["gpc"].as_bool()), (Some("granted"), Some(false)));
+    assert_eq!(cookie_lines().len(), 1, "the device record is stored at once");
+    assert!(Store::local(true).get("tl-p.did").is_some() && Store::local(true).get("tl-p.id").is_some());
+    JsFuture::from(t.flush()).await.unwrap();
+    let sent: Vec<serde_json::Value> = calls()
+        .iter()
+        .flat_map(|c| json(c["text"].as_str().unwrap())["batch"].as_array().unwrap().clone())
+        .collect();
+    let ids: Vec<_> = sent.iter().map(|e| e["messageId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids[..3], held[..]);
+    assert_eq!(sent[0]["context"]["consent"]["analytics"], "pending");
+    assert_eq!(sent[3]["event"], "Consent Changed");
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn denial_deletes_everything_stored_and_stops_sending() {
+    clear_storage();
+    stub_fetch();
+    stub_beacon(true);
+    let local = |k: &str, v: &str| assert!(Store::local(true).set(k, v));
+    local("tl-w.q.0000aaaa0000", "{}"); // another tab's queue and heartbeat
+    local("tl-w.t.0000aaaa0000", "1");
+    local("other.key", "keep");
+    let t = client_with("tl-w", "", "").await;
+    for _ in 0..3 {
+        t.track("E", None).unwrap();
+    }
+    fire_pagehide(); // stores the queue
+    let tab = stats(&t)["tab"].as_str().unwrap().to_owned();
+    let keys = Store::local(true).keys_with_prefix("tl-w.");
+    for k in [format!("tl-w.q.{tab}"), "tl-w.id".into(), "tl-w.did".into()] {
+        assert!(keys.contains(&k), "{k} in {keys:?}");
+    }
+    assert!(device_cookie().is_some() && session_get("tl-w.tab").is_some());
+    let beacons_before = json(&beacon_texts().await.as_string().unwrap()).as_array().unwrap().len();
+
+    let consent = json(&t.set_consent(r#"{"analytics":"denied"}"#).unwrap());
+    assert_eq!(consent["analytics"], "denied");
+    assert_eq!(
+        Store::local(true).keys_with_prefix("tl-w."),
+        Vec::<String>::new(),
+        "deleted in the same call"
+    );
+    assert_eq!(device_cookie(), None);
+    assert_eq!(session_get("tl-w.tab"), None);
+    assert_eq!(Store::local(true).get("other.key").as_deref(), Some("keep"));
+    assert_eq!(json(&t.get_identity())["deviceId"], serde_json::Value::Null);
+
+    t.track("After", None).unwrap();
+    JsFuture::from(t.flush()).await.unwrap();
+    fire_pagehide();
+    sleep(50).await;
+    assert!(calls().is_empty());
+    assert_eq!(json(&beacon_texts().await.as_string().unwrap()).as_array().unwrap().len(), beacons_before);
+    assert!(Store::local(true).keys_with_prefix("tl-w.").is_empty() && device_cookie().is_none());
+    assert_eq!(stats(&t)["droppedConsent"].as_u64(), Some(4));
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn the_cookie_wins_and_a_missing_cookie_is_written_back() {
+    clear_storage();
+    let first = client_with("tl-k", "", "").await;
+    let id1 = json(&first.get_identity())["deviceId"].as_str().unwrap().to_owned();
+    first.close();
+    // The cookie is gone (Safari's 7-day cap, say): the local copy restores
+    // the id and the cookie is written back.
+    clear_cookies();
+    watch_cookies();
+    let second = client_with("tl-k", "", "").await;
+    assert_eq!(json(&second.get_identity())["deviceId"], id1.as_str());
+    assert_eq!(cookie_lines().len(), 1);
+    assert_eq!(device_cookie(), Store::local(true).get("tl-k.did"));
+    second.close();
+    // Another subdomain's cookie is the truth: its id and consent win and
+    // the local copy follows.
+    let record = foreign_record("11111111-2222-4333-8444-555555555555", "gdgg");
+    set_cookie(&format!("tl_did={record}; Path=/"));
+    let third = client_with("tl-k", PENDING, "").await;
+    assert_eq!(json(&third.get_identity())["deviceId"], "11111111-2222-4333-8444-555555555555");
+    let consent = json(&third.get_consent());
+    assert_eq!(
+        (consent["analytics"].as_str(), consent["personalization"].as_str()),
+        (Some("granted"), Some("denied"))
+    );
+    assert_eq!(Store::local(true).get("tl-k.did"), Some(record));
+    third.close();
+}
+
+#[wasm_bindgen_test]
+async fn another_tabs_denial_and_grant_reach_this_tab() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-s", PENDING, "").await;
+    t.track("Held", None).unwrap();
+    // Another tab granted: its record becomes ours and the held event goes.
+    let record = foreign_record("22222222-2222-4333-8444-555555555555", "gggg");
+    Store::local(true).set("tl-s.did", &record);
+    dispatch_storage("tl-s.did", None, Some(record.clone()));
+    assert_eq!(json(&t.get_consent())["analytics"], "granted");
+    assert_eq!(json(&t.get_identity())["deviceId"], "22222222-2222-4333-8444-555555555555");
+    assert_eq!(stats(&t)["held"].as_u64(), Some(0));
+    JsFuture::from(t.flush()).await.unwrap();
+    assert_eq!(calls().len(), 1);
+    // Another tab denied: it deleted the record; this tab stops too.
+    Store::local(true).remove("tl-s.did");
+    dispatch_storage("tl-s.did", Some(record), None);
+    assert_eq!(json(&t.get_consent())["analytics"], "denied");
+    assert!(Store::local(true).keys_with_prefix("tl-s.").is_empty());
+    t.track("After", None).unwrap();
+    JsFuture::from(t.flush()).await.unwrap();
+    assert_eq!(calls().len(), 1);
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn notices_arrive_after_the_call_that_caused_them() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-o", PENDING, "").await;
+    t.on_notice(Some(notice_sink()));
+    t.track("First", None).unwrap();
+    t.set_consent(r#"{"analytics":"granted"}"#).unwrap();
+    assert_eq!(notices_seen(), "[]", "not inside the call");
+    sleep(0).await;
+    let seen = json(&notices_seen());
+    assert_eq!(seen[0][0], "sessionStart");
+    assert!(seen[0][1]["sessionId"].as_u64().is_some());
+    assert_eq!(seen[1][0], "consentChange");
+    assert_eq!(seen[1][1]["analytics"], "granted");
+    assert_eq!(seen.as_array().unwrap().len(), 2);
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_tcf_cmp_is_heard_only_for_choices_and_released_on_close() {
+    clear_storage();
+    stub_fetch();
+    // The dialogue shown (with a string that would be refused) is not a
+    // choice; "GDPR does not apply" grants the TCF-mapped purposes.
+    stub_tcf_api(
+        r#"[{"eventStatus":"cmpuishown","gdprApplies":true,"tcString":"x"},
+            {"eventStatus":"useractioncomplete","gdprApplies":false}]"#,
+    );
+    let t = client_with("tl-tcf", PENDING, "").await;
+    let c = json(&t.get_consent());
+    assert_eq!((c["analytics"].as_str(), c["sale"].as_str()), (Some("granted"), Some("pending")));
+    assert_eq!(stats(&t)["tcfRefused"].as_u64(), Some(0));
+    t.close();
+    assert_eq!(tcf_calls(), r#"["addEventListener","removeEventListener"]"#);
+    // A garbled string from the CMP is refused and changes nothing.
+    stub_tcf_api(r#"[{"eventStatus":"tcloaded","gdprApplies":true,"tcString":"not a TC string"}]"#);
+    clear_storage();
+    let t = client_with("tl-tcf", PENDING, "").await;
+    assert_eq!(json(&t.get_consent())["analytics"], "pending");
+    assert_eq!(stats(&t)["tcfRefused"].as_u64(), Some(1));
+    assert_eq!(error_class(&t.set_consent_tcf("not a TC string").unwrap_err()), "TypeError");
+    t.close();
+    // Switched off, the CMP is not asked.
+    stub_tcf_api("[]");
+    let t = client_with("tl-tcf", PENDING, r#","tcfApi":false"#).await;
+    t.close();
+    assert_eq!(tcf_calls(), "[]");
+    remove_tcf_api();
+}
+
+#[wasm_bindgen_test]
+async fn gpc_denies_sale_and_advertising() {
+    clear_storage();
+    set_gpc(true);
+    let t = client_with("tl-g", "", "").await;
+    set_gpc(false);
+    let c = json(&t.set_consent(r#"{"sale":"granted","advertising":"granted"}"#).unwrap());
+    assert_eq!(
+        (c["sale"].as_str(), c["advertising"].as_str(), c["gpc"].as_bool()),
+        (Some("denied"), Some("denied"), Some(true))
+    );
+    assert_eq!(json(&t.get_consent())["analytics"], "granted");
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn identify_alias_reset_and_bad_browser_options() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-i", "", "").await;
+    let before = json(&t.get_identity())["deviceId"].as_str().unwrap().to_owned();
+    t.identify(
+        Some("u-1".into()),
+        Some(r#"{"plan":"pro"}"#.into()),
+        Some(r#"{"email":"A@Example.com"}"#.into()),
+    )
+    .unwrap();
+    t.alias("u-2", None).unwrap();
+    let id = json(&t.get_identity());
+    assert_eq!(id["userId"], "u-1");
+    assert_eq!(id["traits"]["plan"], "pro");
+    assert_eq!(id["ids"]["email"].as_str().unwrap().len(), 64, "hashed");
+    assert!(Store::local(true).get("tl-i.id").unwrap().contains("u-1"), "stored at once");
+    t.reset().unwrap();
+    let id = json(&t.get_identity());
+    assert_eq!(id["userId"], serde_json::Value::Null);
+    assert_ne!(id["deviceId"], before.as_str());
+    assert_eq!(device_cookie().unwrap().split('.').nth(1), id["deviceId"].as_str(), "rotated id stored");
+    t.close();
+    for bad in
+        [r#","cookieName":"a b""#, r#","cookieDomain":"""#, r#","cookieDomain":"x;y""#, r#","cookies":true"#]
+    {
+        let r = Threadline::create(
+            r#"{"endpoint":"https://collector.test","writeKey":"wk"}"#.into(),
+            format!(r#"{{"storagePrefix":"tl-i"{bad}}}"#),
+        )
+        .await;
+        assert_eq!(error_class(&r.err().unwrap()), "TypeError", "{bad}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn back_from_the_bfcache_the_stored_record_is_read_again() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-bf", "", "").await;
+    // Another page of the site rotated the device (reset) meanwhile.
+    let record = foreign_record("33333333-2222-4333-8444-555555555555", "gggg");
+    set_cookie(&format!("tl_did={record}; Path=/"));
+    fire_pageshow();
+    assert_eq!(json(&t.get_identity())["deviceId"], "33333333-2222-4333-8444-555555555555");
+    // Another page denied: it deleted the cookie and the local copy.
+    clear_cookies();
+    Store::local(true).remove("tl-bf.did");
+    fire_pageshow();
+    assert_eq!(json(&t.get_consent())["analytics"], "denied");
+    assert!(Store::local(true).keys_with_prefix("tl-bf.").is_empty());
+    t.close();
 }
