@@ -494,7 +494,11 @@ async fn the_device_cookie_is_written_once_not_per_event() {
     let max_age: u64 = line.split("; ").find_map(|a| a.strip_prefix("Max-Age=")).unwrap().parse().unwrap();
     let expected = (id["deviceIdExpires"].as_u64().unwrap() - js_sys::Date::now() as u64) / 1000;
     assert!(max_age.abs_diff(expected) <= 5 && max_age > 390 * 86_400, "{max_age} vs {expected}");
-    assert_eq!(Store::local(true).get("tl-c.did"), device_cookie(), "the fallback copy is the cookie");
+    assert_eq!(
+        Store::local(true).get("tl-c.did"),
+        device_cookie().map(|c| format!("{c}|c")),
+        "the local copy is the cookie, marked as held by the cookie"
+    );
     for i in 0..50 {
         t.track("E", Some(format!(r#"{{"i":{i}}}"#))).unwrap();
     }
@@ -589,33 +593,44 @@ async fn denial_deletes_everything_stored_and_stops_sending() {
 }
 
 #[wasm_bindgen_test]
-async fn the_cookie_wins_and_a_missing_cookie_is_written_back() {
+async fn the_cookie_wins_a_vanished_cookie_is_a_denial_and_a_blocked_one_falls_back() {
     clear_storage();
     let first = client_with("tl-k", "", "").await;
     let id1 = json(&first.get_identity())["deviceId"].as_str().unwrap().to_owned();
     first.close();
-    // The cookie is gone (Safari's 7-day cap, say): the local copy restores
-    // the id and the cookie is written back.
+    // The cookie held the record and is gone before its expiry (a denial on
+    // another subdomain, or the person deleted cookies): the local copy must
+    // not bring the id back; it goes, and this page honours the denial.
     clear_cookies();
-    watch_cookies();
     let second = client_with("tl-k", "", "").await;
-    assert_eq!(json(&second.get_identity())["deviceId"], id1.as_str());
-    assert_eq!(cookie_lines().len(), 1);
-    assert_eq!(device_cookie(), Store::local(true).get("tl-k.did"));
+    assert_eq!(json(&second.get_identity())["deviceId"], serde_json::Value::Null);
+    assert_eq!(json(&second.get_consent())["analytics"], "denied");
+    assert!(Store::local(true).keys_with_prefix("tl-k.").is_empty());
+    assert_eq!(device_cookie(), None);
     second.close();
+    // A copy written where the cookie did not stick (cookies blocked) is the
+    // record: it restores the id and the cookie is written back.
+    let record = foreign_record(&id1, "gggg");
+    let _ = Store::local(true).set("tl-k.did", &record);
+    watch_cookies();
+    let third = client_with("tl-k", "", "").await;
+    assert_eq!(json(&third.get_identity())["deviceId"], id1.as_str());
+    assert_eq!(cookie_lines().len(), 1);
+    assert_eq!(Store::local(true).get("tl-k.did"), device_cookie().map(|c| format!("{c}|c")));
+    third.close();
     // Another subdomain's cookie is the truth: its id and consent win and
     // the local copy follows.
     let record = foreign_record("11111111-2222-4333-8444-555555555555", "gdgg");
     set_cookie(&format!("tl_did={record}; Path=/"));
-    let third = client_with("tl-k", PENDING, "").await;
-    assert_eq!(json(&third.get_identity())["deviceId"], "11111111-2222-4333-8444-555555555555");
-    let consent = json(&third.get_consent());
+    let fourth = client_with("tl-k", PENDING, "").await;
+    assert_eq!(json(&fourth.get_identity())["deviceId"], "11111111-2222-4333-8444-555555555555");
+    let consent = json(&fourth.get_consent());
     assert_eq!(
         (consent["analytics"].as_str(), consent["personalization"].as_str()),
         (Some("granted"), Some("denied"))
     );
-    assert_eq!(Store::local(true).get("tl-k.did"), Some(record));
-    third.close();
+    assert_eq!(Store::local(true).get("tl-k.did"), Some(format!("{record}|c")));
+    fourth.close();
 }
 
 #[wasm_bindgen_test]
