@@ -276,26 +276,24 @@ impl ConsentConfig {
                 && vendor_ok(purposes);
             Some(if ok { Choice::Granted } else { Choice::Denied })
         };
-        let p = &self.tcf.purposes;
-        ConsentUpdate {
-            analytics: grant(&p.analytics),
-            personalization: grant(&p.personalization),
-            advertising: grant(&p.advertising),
-            sale: grant(&p.sale),
-        }
+        self.per_mapping(grant)
     }
 
     /// When a CMP says GDPR does not apply to this person, it sends no TC
     /// string and the TCF purposes need no consent: the mapped purposes are
     /// granted (unmapped ones keep their state).
     pub fn tcf_not_applicable(&self) -> ConsentUpdate {
-        let grant = |ids: &[u8]| (!ids.is_empty()).then_some(Choice::Granted);
+        self.per_mapping(|ids| (!ids.is_empty()).then_some(Choice::Granted))
+    }
+
+    /// An update with `choose` applied to each purpose's TCF mapping.
+    fn per_mapping(&self, choose: impl Fn(&[u8]) -> Option<Choice>) -> ConsentUpdate {
         let p = &self.tcf.purposes;
         ConsentUpdate {
-            analytics: grant(&p.analytics),
-            personalization: grant(&p.personalization),
-            advertising: grant(&p.advertising),
-            sale: grant(&p.sale),
+            analytics: choose(&p.analytics),
+            personalization: choose(&p.personalization),
+            advertising: choose(&p.advertising),
+            sale: choose(&p.sale),
         }
     }
 }
