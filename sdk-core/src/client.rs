@@ -670,6 +670,14 @@ impl Client {
         self.queue_dirty_since.get_or_insert(now);
     }
 
+    /// Events are on their way out: the stored queue must hold them before
+    /// the outcome is known, so a crash between send and acknowledgement
+    /// loses nothing. One write per upload, not per event.
+    fn persist_now(&mut self, now: Millis) {
+        let due = now.saturating_sub(self.config.queue.persist_debounce_ms);
+        self.queue_dirty_since = Some(self.queue_dirty_since.map_or(due, |t| t.min(due)));
+    }
+
     pub fn flush(&mut self) {
         self.delivery.flush(&self.queue);
     }
@@ -698,7 +706,7 @@ impl Client {
         self.housekeeping(now);
         let next = self.delivery.next_upload(&mut self.queue, &mut self.stats, now);
         if matches!(next, NextUpload::Upload(_)) {
-            self.mark_dirty(now);
+            self.persist_now(now);
         }
         next
     }
@@ -713,7 +721,7 @@ impl Client {
         self.housekeeping(now);
         let upload = self.delivery.next_beacon(&mut self.queue, &mut self.stats, now, max_body_bytes);
         if upload.is_some() {
-            self.mark_dirty(now);
+            self.persist_now(now);
         }
         upload
     }

@@ -1,10 +1,72 @@
-//! Placeholder for the UniFFI bindings (Kotlin, Swift) of `sdk-core`.
+//! Threadline for iOS and Android: the UniFFI binding of `sdk-core`.
 //!
-//! The mobile issue fills this crate: a UniFFI `Client` object, a file-backed
-//! store and the platform upload loop. Today it only proves that the core
-//! builds for a native host with no platform crates in between.
+//! As in Mozilla's Glean and Nimbus, policy lives in the shared core and
+//! this crate is glue plus the native I/O that belongs in Rust: the clock
+//! (`SystemTime`), the random source (`getrandom`) and the file store
+//! ([`store`]: one checksummed file per storage slot, written atomically).
+//! Kotlin and Swift see one object, [`Client`], built from the same
+//! configuration JSON as the web client and a private storage directory.
+//! Every method is safe to call from any thread at any time.
+//!
+//! # The host's loop
+//!
+//! ```text
+//! client.track(...)                      // any thread, any time
+//! loop {                                 // one uploader coroutine / queue
+//!     while let Some(u) = client.next_upload() {
+//!         let r = http.post(u.url, u.headers, u.body);   // OkHttp, URLSession
+//!         client.upload_finished(u.id, r.status, r.retry_after, r.network_error);
+//!     }
+//!     sleep(client.poll_timeout_ms() or until the next track/flush)
+//! }
+//! on app background: client.on_background(), then run the loop while the OS
+//! allows; on connectivity: client.network_available().
+//! ```
+//!
+//! # Why uploads are pulled, not pushed through a foreign uploader trait
+//!
+//! The core already works this way (`next_upload` / `upload_finished`), and
+//! the binding keeps it rather than calling a Kotlin/Swift `Uploader`
+//! interface from Rust:
+//! - no Rust thread ever blocks on foreign I/O, and Rust owns no thread and no
+//!   async runtime: requests run on the host's HTTP stack (OkHttp, URLSession)
+//!   with its TLS, proxies, certificate pinning, background sessions and
+//!   WorkManager/BGTaskScheduler constraints, on threads the host chooses;
+//! - no callback re-enters the client while its lock is held, so there is no
+//!   deadlock or re-entrancy to reason about, and a host exception cannot
+//!   unwind through Rust (a foreign callback that throws an unexpected
+//!   exception makes UniFFI panic unless every error is mapped);
+//! - a foreign→Rust call is cheap, a Rust→foreign callback costs several
+//!   times more under JNA (see `toolchain-mobile.md`);
+//! - it is testable without any foreign code: the Rust tests below drive the
+//!   exact same API with a fake server, and the shared scenario files can
+//!   drive it with a simulated network;
+//! - it is the same contract on every platform (the web binding pulls too),
+//!   so the retry, backoff and batching rules stay in the core only.
+//!
+//! # Errors and panics
+//!
+//! Every fallible call returns [`ThreadlineError`] (a checked exception in
+//! Kotlin, a thrown error in Swift) with the core's message. Storage problems
+//! are not errors: the client keeps working from memory and counts them in
+//! `stats()`. The crate denies `unwrap`, `expect`, indexing and `panic!`; a
+//! poisoned lock is recovered. Keep `panic = "unwind"` for this library so
+//! that UniFFI could still turn an unexpected panic into an exception.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+uniffi::setup_scaffolding!();
+
+mod client;
+mod error;
+pub mod store;
+mod sys;
+
+pub use client::{Client, Header, Notice, Upload};
+pub use error::ThreadlineError;
 
 /// The core version the mobile bindings are built against.
+#[uniffi::export]
 pub fn core_version() -> String {
     sdk_core::Library::default().version
 }

@@ -363,3 +363,23 @@ fn a_tc_string_sets_the_mapped_purposes_and_is_recorded_once() {
     assert!(matches!(c.set_consent_tcf(&TC[..40], T0, rnd(5)), Err(ConsentError::Tcf(_))));
     assert_eq!(c.consent(), before);
 }
+
+#[test]
+fn an_upload_makes_the_stored_queue_due_at_once() {
+    // A crash between send and acknowledgement must lose nothing, even
+    // within the persist debounce after the events were tracked.
+    let mut c = Client::new(config(r#""granted""#), T0, rnd(1)).unwrap();
+    c.take_persist(T0, false);
+    let id = c.track("E", None, T0, rnd(2)).unwrap();
+    assert!(c.take_persist(T0 + 10, false).queue.is_none(), "debounced while only queued");
+    c.flush();
+    assert!(matches!(c.next_upload(T0 + 10), NextUpload::Upload(_)));
+    assert_eq!(c.poll_timeout(T0 + 10), Some(T0 + 10), "due now");
+    let Some(Store::Write(snapshot)) = c.take_persist(T0 + 10, false).queue else {
+        panic!("the queue is written when its events leave")
+    };
+    let mut after_crash = Client::new(config(r#""granted""#), T0 + 20, rnd(3)).unwrap();
+    assert_eq!(after_crash.restore(&snapshot, T0 + 20), Ok(1));
+    let sent = drain(&mut after_crash, T0 + 20);
+    assert_eq!(sent[0]["messageId"], id.as_str());
+}

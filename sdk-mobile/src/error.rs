@@ -1,0 +1,52 @@
+//! The one error type the bindings see (`ThreadlineException` in Kotlin,
+//! `ThreadlineError` in Swift), carrying the core's messages.
+
+use sdk_core::{ConfigError, ConsentError, DeliveryError, EventError};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum ThreadlineError {
+    /// The configuration JSON was refused.
+    #[error("invalid configuration: {detail}")]
+    InvalidConfig { detail: String },
+    /// An event (name, properties, traits or ids) was refused; nothing was
+    /// recorded.
+    #[error("invalid event: {detail}")]
+    InvalidEvent { detail: String },
+    /// Consent JSON or a TC string was refused; consent did not change.
+    #[error("invalid consent: {detail}")]
+    InvalidConsent { detail: String },
+    /// The storage directory argument is unusable. Storage failures at run
+    /// time are not errors: they are counted in `stats()`.
+    #[error("storage: {detail}")]
+    Storage { detail: String },
+    /// `upload_finished` for an id that is not in flight (reported twice, or
+    /// from before a restart).
+    #[error("upload {id} is not in flight (already reported, or from before a restart)")]
+    UnknownUpload { id: u64 },
+}
+
+impl From<ConfigError> for ThreadlineError {
+    fn from(e: ConfigError) -> Self {
+        ThreadlineError::InvalidConfig { detail: e.to_string() }
+    }
+}
+
+impl From<EventError> for ThreadlineError {
+    fn from(e: EventError) -> Self {
+        ThreadlineError::InvalidEvent { detail: e.to_string() }
+    }
+}
+
+impl From<ConsentError> for ThreadlineError {
+    fn from(e: ConsentError) -> Self {
+        ThreadlineError::InvalidConsent { detail: e.to_string() }
+    }
+}
+
+impl From<DeliveryError> for ThreadlineError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::UnknownUpload(id) => ThreadlineError::UnknownUpload { id },
+        }
+    }
+}
