@@ -76,8 +76,13 @@ impl Persist {
 /// [`Client::take_notices`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    SessionStarted { id: u64 },
-    ConsentChanged { consent: Consent },
+    SessionStarted {
+        id: u64,
+    },
+    /// The consent now in force, as `getConsent()` reports it.
+    ConsentChanged {
+        consent: ConsentView,
+    },
 }
 
 /// An event collected while `analytics` was pending: encoded already, but
@@ -115,7 +120,7 @@ pub struct IdentityView<'a> {
 }
 
 /// What `getConsent()` reports.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsentView {
     #[serde(flatten)]
@@ -263,13 +268,21 @@ impl Client {
         Ok(self.update_consent(&update, Some(Source::Tcf), now, random))
     }
 
-    /// Another page of the site (another tab, another subdomain) saw
-    /// `analytics` denied and deleted what was stored: apply the denial
-    /// here too. The page that saw it recorded it, so this records nothing
-    /// (no second denial record).
-    pub fn deny_from_elsewhere(&mut self, now: Millis, random: [u8; 16]) {
+    /// A device record this device kept in a store shared by the site's
+    /// pages (the web's cookie, another tab's copy) is gone. `last` is the
+    /// record as last seen there, if known. Unless it simply ran out,
+    /// another page deleted it on a denial (or the person cleared it):
+    /// deny here too and delete everything stored, so a per-origin copy
+    /// never brings the id back. Returns whether it was taken as a denial.
+    pub fn device_record_lost(&mut self, last: Option<&[u8]>, now: Millis, random: [u8; 16]) -> bool {
+        if last.and_then(|b| Device::decode(b).ok()).is_some_and(|d| d.expires <= now) {
+            return false;
+        }
+        // The page that saw the denial recorded it: no second record here.
         let update = ConsentUpdate { analytics: Some(Choice::Denied), ..ConsentUpdate::default() };
         self.update_consent(&update, None, now, random);
+        self.wipe = true;
+        true
     }
 
     /// The CMP says GDPR does not apply to this person (`gdprApplies:
@@ -318,7 +331,7 @@ impl Client {
             return;
         }
         self.context.set_consent(after);
-        self.notices.push(Notice::ConsentChanged { consent: after });
+        self.notices.push(Notice::ConsentChanged { consent: self.consent_view() });
         match after.analytics {
             Choice::Granted => {
                 if self.identity.device.is_none() {

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sdk_core::{ConsentView, Environment, Millis, NextUpload, Notice as CoreNotice, Outcome, Persist, Store};
+use sdk_core::{Environment, Millis, NextUpload, Notice as CoreNotice, Outcome, Persist, Store};
 use serde::Serialize;
 
 use crate::error::ThreadlineError;
@@ -69,7 +69,6 @@ impl Inner {
         if notices.is_empty() {
             return;
         }
-        let gpc = self.core.consent_view().gpc;
         for n in notices {
             if self.notices.len() >= MAX_NOTICES {
                 self.notices.pop_front();
@@ -77,7 +76,7 @@ impl Inner {
             self.notices.push_back(match n {
                 CoreNotice::SessionStarted { id } => Notice::SessionStarted { session_id: id },
                 CoreNotice::ConsentChanged { consent } => {
-                    Notice::ConsentChanged { consent_json: to_json(&ConsentView { consent, gpc }) }
+                    Notice::ConsentChanged { consent_json: to_json(&consent) }
                 }
             });
         }

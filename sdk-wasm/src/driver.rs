@@ -8,10 +8,7 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use sdk_core::{
-    Choice, Client, ConsentView, Device, Millis, NextUpload, Notice, Outcome, Persist, Store as Slot,
-    Transport, Upload,
-};
+use sdk_core::{Client, Millis, NextUpload, Notice, Outcome, Persist, Store as Slot, Transport, Upload};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -256,13 +253,9 @@ impl Driver {
             found = self.core.restore_device(c.as_bytes(), now, random, rewrite).is_ok();
             self.web.discarded_snapshots += u32::from(!found);
         } else if let (Some(l), true, true) = (&local, was_in_cookie, self.cookie.is_some()) {
-            // The cookie held this record and is gone before its expiry:
-            // deleted by a denial on another subdomain (or by the person).
-            // The per-origin copy must not bring the id back.
-            let expired = Device::decode(l.as_bytes()).map_or(true, |d| d.expires <= now);
-            if !expired {
-                self.core.deny_from_elsewhere(now, random);
-                self.wipe();
+            // The cookie held this record and is gone: the core decides
+            // whether that is a denial made elsewhere (then it asks for a wipe).
+            if self.core.device_record_lost(Some(l.as_bytes()), now, random) {
                 return;
             }
         }
@@ -276,7 +269,7 @@ impl Driver {
         if found {
             self.device_stored = true;
         } else if resumed && had {
-            self.core.deny_from_elsewhere(now, random);
+            self.core.device_record_lost(None, now, random);
         }
     }
 
@@ -288,14 +281,12 @@ impl Driver {
         if notices.is_empty() || self.on_notice.is_none() {
             return;
         }
-        let gpc = self.core.consent_view().gpc;
         for n in notices {
             self.notices.push(match n {
                 Notice::SessionStarted { id } => ("sessionStart", format!(r#"{{"sessionId":{id}}}"#)),
-                Notice::ConsentChanged { consent } => (
-                    "consentChange",
-                    serde_json::to_string(&ConsentView { consent, gpc }).unwrap_or_default(),
-                ),
+                Notice::ConsentChanged { consent } => {
+                    ("consentChange", serde_json::to_string(&consent).unwrap_or_default())
+                }
             });
         }
         if !self.notices_scheduled {
@@ -626,9 +617,9 @@ fn on_storage(shared: &Shared, e: Event) {
         if key == d.key("did") {
             match e.new_value() {
                 None => {
-                    if d.core.consent().analytics != Choice::Denied {
-                        d.core.deny_from_elsewhere(now, random);
-                    }
+                    let old = e.old_value();
+                    let last = old.as_deref().map(|r| r.strip_suffix(IN_COOKIE).unwrap_or(r));
+                    d.core.device_record_lost(last.map(str::as_bytes), now, random);
                 }
                 Some(record) => {
                     // Store what this tab has not yet (restoring takes the

@@ -383,3 +383,26 @@ fn an_upload_makes_the_stored_queue_due_at_once() {
     let sent = drain(&mut after_crash, T0 + 20);
     assert_eq!(sent[0]["messageId"], id.as_str());
 }
+
+#[test]
+fn a_shared_device_record_that_vanished_is_a_denial_unless_it_ran_out() {
+    let mut cfg = config(r#""granted""#);
+    cfg.consent.send_denial = true;
+    let mut c = Client::new(cfg.clone(), T0, rnd(1)).unwrap();
+    let Some(Store::Write(record)) = c.take_persist(T0, true).device else { panic!() };
+    // Gone before its expiry: denied here too, everything stored goes, and
+    // no second denial record (the page that saw it sent one).
+    assert!(c.device_record_lost(Some(&record), T0 + 1, rnd(2)));
+    assert_eq!(c.consent().analytics, Choice::Denied);
+    assert!(c.identity_view().device_id.is_none());
+    assert!(c.take_persist(T0 + 1, false).wipe);
+    assert_eq!(c.next_upload(T0 + 100_000), NextUpload::Idle);
+    // Already denied: still a wipe, so a stale local copy cannot linger.
+    assert!(c.device_record_lost(None, T0 + 2, rnd(3)));
+    assert!(c.take_persist(T0 + 2, false).wipe);
+    // Ran out: the browser dropped the cookie at its Max-Age; nothing to deny.
+    let mut d = Client::new(cfg, T0, rnd(4)).unwrap();
+    let expired = T0 + 396 * DAY;
+    assert!(!d.device_record_lost(Some(&record), expired, rnd(5)));
+    assert_eq!(d.consent().analytics, Choice::Granted);
+}
