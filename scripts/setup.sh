@@ -5,8 +5,11 @@
 #     and when the rustup wasm32 target is missing, the wasm route of
 #     ../shared/toolchain.md: rustc-web, rust-web-src, lld-22;
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock;
-#   - the npm dev dependencies of npm/ (binaryen's wasm-opt, TypeScript) and
-#     tests/ (playwright-core), from their lockfiles.
+#   - Debian's JNA, JUnit 4 + Hamcrest and Gson for the Kotlin (JVM) tests
+#     (Maven Central is not reachable: ../shared/toolchain-mobile.md);
+#   - the npm dev dependencies of npm/ (binaryen's wasm-opt, TypeScript),
+#     tests/ (playwright-core) and sdk-mobile/kotlin/ (the Kotlin compiler),
+#     from their lockfiles.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -14,7 +17,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { echo "setup: $*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
-pkgs=(chromium chromium-driver)
+pkgs=(chromium chromium-driver libjna-java junit4 libhamcrest-java libgoogle-gson-java)
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
    && [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown/lib" ]; then
   pkgs+=(rustc-web rust-web-src lld-22)
@@ -46,7 +49,7 @@ if [ "$want" != "$have" ]; then
 fi
 
 # --- npm dev dependencies ----------------------------------------------------
-for dir in npm tests; do
+for dir in npm tests sdk-mobile/kotlin; do
   stamp="$dir/node_modules/.threadline-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
     log "npm ci in $dir/"

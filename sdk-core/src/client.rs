@@ -268,6 +268,31 @@ impl Client {
         Ok(self.update_consent(&update, Some(Source::Tcf), now, random))
     }
 
+    /// Applies what an app's CMP stored under the IAB's mobile keys
+    /// (`IABTCF_gdprApplies`, `IABTCF_TCString` in SharedPreferences or
+    /// UserDefaults), so Android and iOS read them by the same rule: `0`
+    /// means GDPR does not apply; otherwise a non-empty TC string is applied
+    /// (also while `gdprApplies` is still unset: it is the person's recorded
+    /// choice); no string yet means the CMP has not asked, and consent stays
+    /// as it is. Any other `gdprApplies` value is refused.
+    pub fn set_consent_iab(
+        &mut self,
+        gdpr_applies: Option<i64>,
+        tc_string: Option<&str>,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Consent, ConsentError> {
+        let tc = tc_string.map(str::trim).filter(|s| !s.is_empty());
+        match (gdpr_applies, tc) {
+            (Some(0), _) => Ok(self.set_tcf_not_applicable(now, random)),
+            (Some(1) | None, Some(tc)) => self.set_consent_tcf(tc, now, random),
+            (Some(1) | None, None) => Ok(self.consent.effective()),
+            (Some(other), _) => {
+                Err(ConsentError::Invalid(format!("IABTCF_gdprApplies must be 0 or 1, got {other}")))
+            }
+        }
+    }
+
     /// A device record this device kept in a store shared by the site's
     /// pages (the web's cookie, another tab's copy) is gone. `last` is the
     /// record as last seen there, if known. Unless it simply ran out,

@@ -18,6 +18,16 @@ pub enum ConsentError {
     Tcf(#[from] TcfError),
 }
 
+impl ConsentError {
+    /// The cross-platform name of the error (see [`crate::EventError::kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConsentError::Invalid(_) => "consent.invalid",
+            ConsentError::Tcf(_) => "consent.tcf",
+        }
+    }
+}
+
 /// One purpose's state. `Pending` is "not asked yet or not answered".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -26,6 +26,22 @@ pub enum EventError {
     Identity(#[from] crate::identity::IdentityError),
 }
 
+impl EventError {
+    /// The stable name of this error across platforms (`event.tooLarge`,
+    /// `identity.badEmail`, ...): bindings hand it to hosts and the shared
+    /// scenario files compare it, while the message text may change.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventError::Empty { .. } => "event.empty",
+            EventError::NameTooLong { .. } => "event.nameTooLong",
+            EventError::NotAnObject { .. } => "event.notAnObject",
+            EventError::TooDeep { .. } => "event.tooDeep",
+            EventError::TooLarge { .. } => "event.tooLarge",
+            EventError::Identity(e) => e.kind(),
+        }
+    }
+}
+
 /// What kind of call produced an event, with its kind-specific fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind<'a> {

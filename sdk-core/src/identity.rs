@@ -40,6 +40,20 @@ pub enum IdentityError {
     PhoneNeedsCountryCode(String),
 }
 
+impl IdentityError {
+    /// The cross-platform name of the error (see [`crate::EventError::kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IdentityError::NotAnObject(_) => "identity.notAnObject",
+            IdentityError::BadNamespace(_) => "identity.badNamespace",
+            IdentityError::BadValue { .. } => "identity.badValue",
+            IdentityError::BadEmail(_) => "identity.badEmail",
+            IdentityError::BadPhone(_) => "identity.badPhone",
+            IdentityError::PhoneNeedsCountryCode(_) => "identity.phoneNeedsCountryCode",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityConfig {

@@ -131,6 +131,10 @@ struct Run {
     store_ops: Vec<String>,
     held: BTreeMap<String, u64>,
     symbols: BTreeMap<String, String>,
+    /// The transcript every runner writes (README, "Transcripts"), and the
+    /// index of the step running (-1 before the first).
+    transcript: Vec<String>,
+    step: i64,
 }
 
 enum Reply {
@@ -201,13 +205,12 @@ impl Run {
         let p = self.client.take_persist(self.now, force);
         self.apply(p);
         for n in self.client.take_notices() {
-            self.notices.push(
-                match n {
-                    Notice::SessionStarted { .. } => "sessionStarted",
-                    Notice::ConsentChanged { .. } => "consentChanged",
-                }
-                .into(),
-            );
+            let name = match n {
+                Notice::SessionStarted { .. } => "sessionStarted",
+                Notice::ConsentChanged { .. } => "consentChanged",
+            };
+            self.transcript.push(format!("{} notice {name}", self.step));
+            self.notices.push(name.into());
         }
     }
 
@@ -217,8 +220,9 @@ impl Run {
             self.store = Stored::default();
         }
         if p.wipe {
-            self.store_ops.push("wipe".into());
+            self.store_op("wipe".into());
         }
+        let mut ops = vec![];
         for (name, slot, op) in [
             ("queue", &mut self.store.queue, p.queue),
             ("identity", &mut self.store.identity, p.identity),
@@ -227,15 +231,23 @@ impl Run {
             match op {
                 Some(Store::Write(b)) => {
                     *slot = Some(b);
-                    self.store_ops.push(format!("write:{name}"));
+                    ops.push(format!("write:{name}"));
                 }
                 Some(Store::Remove) => {
                     *slot = None;
-                    self.store_ops.push(format!("remove:{name}"));
+                    ops.push(format!("remove:{name}"));
                 }
                 None => {}
             }
         }
+        for op in ops {
+            self.store_op(op);
+        }
+    }
+
+    fn store_op(&mut self, op: String) {
+        self.transcript.push(format!("{} store {op}", self.step));
+        self.store_ops.push(op);
     }
 
     fn bind(&mut self, name: Option<String>, value: String) -> R<()> {
@@ -254,6 +266,12 @@ impl Run {
             Transport::Fetch => "fetch",
             Transport::Beacon => "beacon",
         };
+        self.transcript.push(format!(
+            "{} upload {transport} {} {}",
+            self.step,
+            events.len(),
+            hex_sha256(body)
+        ));
         self.uploads.push(UploadRec { transport, events });
         Ok(())
     }
@@ -430,6 +448,9 @@ impl Run {
             }
             "expect" => {
                 outcome = self.expect(&mut o);
+                if outcome.is_ok() {
+                    self.transcript.push(format!("{} expect ok", self.step));
+                }
             }
             other => return Err(format!("unknown step op \"{other}\"")),
         }
@@ -709,7 +730,11 @@ fn run_file(path: &Path) -> R<()> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let mut o = Obj::new(v, "scenario")?;
-    let _name = o.req_str("name")?;
+    let name = o.req_str("name")?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if name != stem {
+        return Err(format!("scenario: \"name\" is \"{name}\" but the file is {stem}.json"));
+    }
     let _description = o.opt_str("description")?;
     let seed = o.req_str("seed")?;
     let start = o.opt_u64("start")?.unwrap_or(DEFAULT_START);
@@ -737,13 +762,33 @@ fn run_file(path: &Path) -> R<()> {
         store_ops: vec![],
         held: BTreeMap::new(),
         symbols: BTreeMap::new(),
+        transcript: vec![],
+        step: -1,
     };
     run.settle(false);
     for (i, step) in steps.into_iter().enumerate() {
+        run.step = i64::try_from(i).map_err(|_| "too many steps")?;
         let shown = step.to_string();
         run.step(step).map_err(|e| format!("step {i} {shown}:\n    {e}"))?;
     }
-    Ok(())
+    write_transcript(&name, &run.transcript)
+}
+
+/// `target/scenarios/native/<name>.txt`, compared with the other runners'
+/// by `scripts/scenarios-compare.mjs`.
+fn write_transcript(name: &str, lines: &[String]) -> R<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("scenarios/native");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(dir.join(format!("{name}.txt")), text).map_err(|e| format!("cannot write transcript: {e}"))
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 #[test]

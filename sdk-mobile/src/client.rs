@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::ThreadlineError;
 use crate::store::{FileStore, Slot, StoreStats};
-use crate::sys::{now_ms, random16, random_u32};
+use crate::sys::{DeterministicSource, Source};
 
 /// One HTTP request the host must perform (`POST url` with `headers` and
 /// `body`), then report with [`Client::upload_finished`].
@@ -41,6 +41,31 @@ pub enum Notice {
     },
 }
 
+/// What [`Client::poll_upload`] found.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum UploadPoll {
+    /// Perform this upload now (it is in flight from here on).
+    Due { upload: Upload },
+    /// Nothing may leave before `ms` from now (a batch still filling, or a
+    /// retry wait).
+    Wait { ms: u64 },
+    /// Nothing queued, or sending is not allowed (consent).
+    Idle,
+}
+
+fn upload_of(u: sdk_core::Upload) -> Upload {
+    Upload {
+        id: u.id,
+        url: u.url,
+        headers: u.headers.into_iter().map(|(name, value)| Header { name, value }).collect(),
+        body: u.body,
+    }
+}
+
+/// How soon a failed write is tried again (a full disk, a directory that
+/// was cleared while running).
+const UNSAVED_RETRY_MS: u64 = 5_000;
+
 /// Notices kept for a host that never drains them: the oldest go first.
 const MAX_NOTICES: usize = 64;
 
@@ -48,23 +73,83 @@ struct Inner {
     core: sdk_core::Client,
     store: FileStore,
     notices: VecDeque<Notice>,
+    /// With a [`DeterministicSource`] only: the storage operations since
+    /// the last `take_store_log`, in the scenario suite's words.
+    store_log: Option<Vec<String>>,
+    /// Records whose write failed, by slot (queue, identity, device): the
+    /// core hands each change out once, so they are kept and written again
+    /// at the next `persist` until a write succeeds or the core replaces
+    /// them. Without this a device record lost to a full disk would give
+    /// the person a new id (and a pending consent) at the next start.
+    unsaved: [Option<Vec<u8>>; 3],
+}
+
+fn slot_index(slot: Slot) -> usize {
+    match slot {
+        Slot::Queue => 0,
+        Slot::Identity => 1,
+        Slot::Device => 2,
+    }
 }
 
 impl Inner {
     /// Performs the storage work the core says is due (all of it with
-    /// `force`) and collects the core's notices.
-    fn settle(&mut self, now: Millis, force: bool) {
+    /// `force`). The only place that writes: app-facing calls stay off the
+    /// disk, so they are safe on a UI thread.
+    fn persist(&mut self, now: Millis, force: bool) {
         let Persist { queue, identity, device, wipe } = self.core.take_persist(now, force);
         if wipe {
             self.store.wipe();
+            self.log("wipe");
+        }
+        if wipe {
+            self.unsaved = Default::default();
         }
         for (slot, work) in [(Slot::Queue, queue), (Slot::Identity, identity), (Slot::Device, device)] {
+            let unsaved = self.unsaved.get_mut(slot_index(slot)).and_then(Option::take);
             match work {
-                Some(Store::Write(bytes)) => self.store.write(slot, &bytes),
-                Some(Store::Remove) => self.store.remove(slot),
-                None => {}
+                Some(Store::Write(bytes)) => {
+                    self.write(slot, bytes);
+                    self.log(&format!("write:{}", slot.stem()));
+                }
+                Some(Store::Remove) => {
+                    self.store.remove(slot);
+                    self.log(&format!("remove:{}", slot.stem()));
+                }
+                None => {
+                    if let Some(bytes) = unsaved {
+                        self.write(slot, bytes);
+                    }
+                }
             }
         }
+        self.collect_notices();
+    }
+
+    fn write(&mut self, slot: Slot, bytes: Vec<u8>) {
+        if !self.store.write(slot, &bytes) {
+            if let Some(u) = self.unsaved.get_mut(slot_index(slot)) {
+                *u = Some(bytes);
+            }
+        }
+    }
+
+    /// Milliseconds until the host loop must run: the core's next timer,
+    /// or a retry of a failed write.
+    fn wait_ms(&self, now: Millis) -> Option<u64> {
+        let core = self.core.poll_timeout(now).map(|at| at.saturating_sub(now));
+        let retry = self.unsaved.iter().any(Option::is_some).then_some(UNSAVED_RETRY_MS);
+        core.into_iter().chain(retry).min()
+    }
+
+    fn log(&mut self, op: &str) {
+        if let Some(log) = &mut self.store_log {
+            log.push(op.to_owned());
+        }
+    }
+
+    /// Moves the core's notices into the bounded list the host drains.
+    fn collect_notices(&mut self) {
         let notices = self.core.take_notices();
         if notices.is_empty() {
             return;
@@ -85,9 +170,9 @@ impl Inner {
     /// Restores what the previous process stored, in the web binding's
     /// order: device (it carries the consent), identity, queue. A record the
     /// core refuses is quarantined like a corrupt file.
-    fn load_stored(&mut self, now: Millis) {
+    fn load_stored(&mut self, now: Millis, source: &Source) {
         if let Some(bytes) = self.store.read(Slot::Device) {
-            if self.core.restore_device(&bytes, now, random16(), false).is_err() {
+            if self.core.restore_device(&bytes, now, source.random16(), false).is_err() {
                 self.store.quarantine(Slot::Device);
             }
         }
@@ -126,6 +211,17 @@ struct AllStats {
 #[derive(uniffi::Object)]
 pub struct Client {
     inner: Mutex<Inner>,
+    source: Source,
+    /// The JNI fast path's handle, once one was asked for.
+    handle: std::sync::OnceLock<u64>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.get() {
+            crate::jni_fast::unregister(*h);
+        }
+    }
 }
 
 impl Client {
@@ -136,14 +232,58 @@ impl Client {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the core with the current time, then persists what is
-    /// due.
-    fn with<R>(&self, f: impl FnOnce(&mut Inner, Millis) -> R) -> R {
-        let now = now_ms();
+    /// Runs `f` on the core with the current time and a random draw, then
+    /// collects notices. No disk I/O: that waits for [`Client::persist`].
+    fn with<R>(&self, f: impl FnOnce(&mut Inner, Millis, [u8; 16]) -> R) -> R {
+        let now = self.source.now();
+        let mut inner = self.lock();
+        let r = f(&mut inner, now, self.source.random16());
+        inner.collect_notices();
+        r
+    }
+
+    /// As [`Client::with`] for calls that draw no random bytes.
+    fn with_now<R>(&self, f: impl FnOnce(&mut Inner, Millis) -> R) -> R {
+        let now = self.source.now();
         let mut inner = self.lock();
         let r = f(&mut inner, now);
-        inner.settle(now, false);
+        inner.collect_notices();
         r
+    }
+
+    fn build(config_json: &str, storage_dir: &str, source: Source) -> Result<Arc<Self>, ThreadlineError> {
+        let config = sdk_core::Config::from_json(config_json)?;
+        if storage_dir.trim().is_empty() {
+            return Err(ThreadlineError::Storage { detail: "storage_dir must not be empty".into() });
+        }
+        let now = source.now();
+        let core = sdk_core::Client::new(config, now, source.random16())?;
+        let store = FileStore::open(Path::new(storage_dir));
+        let store_log = matches!(source, Source::Scripted(_)).then(Vec::new);
+        let mut inner =
+            Inner { core, store, notices: VecDeque::new(), store_log, unsaved: Default::default() };
+        inner.load_stored(now, &source);
+        inner.collect_notices();
+        Ok(Arc::new(Client { inner: Mutex::new(inner), source, handle: std::sync::OnceLock::new() }))
+    }
+
+    /// `track` for the JNI fast path: returns what `poll_timeout_ms` would.
+    pub(crate) fn track_fast(
+        &self,
+        name: &str,
+        properties_json: Option<&str>,
+        screen: bool,
+    ) -> Result<Option<u64>, sdk_core::EventError> {
+        let now = self.source.now();
+        let random = self.source.random16();
+        let mut inner = self.lock();
+        if screen {
+            inner.core.screen(name, properties_json, now, random)?;
+        } else {
+            inner.core.track(name, properties_json, now, random)?;
+        }
+        inner.collect_notices();
+        Ok(inner.wait_ms(now))
     }
 }
 
@@ -154,32 +294,57 @@ impl Client {
     /// `storage_dir` a private directory for this SDK's files (created if
     /// missing). An unusable directory is not an error: the client runs from
     /// memory and says so in `stats()`.
+    ///
+    /// The constructor reads the stored files (small; like the first read of
+    /// SharedPreferences) but writes nothing.
     #[uniffi::constructor]
     pub fn new(config_json: String, storage_dir: String) -> Result<Arc<Self>, ThreadlineError> {
-        let config = sdk_core::Config::from_json(&config_json)?;
-        if storage_dir.trim().is_empty() {
-            return Err(ThreadlineError::Storage { detail: "storage_dir must not be empty".into() });
-        }
-        let now = now_ms();
-        let core = sdk_core::Client::new(config, now, random16())?;
-        let store = FileStore::open(Path::new(&storage_dir));
-        let mut inner = Inner { core, store, notices: VecDeque::new() };
-        inner.load_stored(now);
-        inner.settle(now, false);
-        Ok(Arc::new(Client { inner: Mutex::new(inner) }))
+        Client::build(&config_json, &storage_dir, Source::System)
+    }
+
+    /// A client on a scripted clock and random source, for tests and the
+    /// shared scenario suite; also records its storage operations for
+    /// [`Client::take_store_log`]. Never for an app.
+    #[uniffi::constructor]
+    pub fn with_source(
+        config_json: String,
+        storage_dir: String,
+        source: Arc<DeterministicSource>,
+    ) -> Result<Arc<Self>, ThreadlineError> {
+        Client::build(&config_json, &storage_dir, Source::Scripted(source))
+    }
+
+    /// Performs the storage work that is due now: the only call besides
+    /// `on_background` that writes files. The host loop calls it after every
+    /// `next_upload` that returned an upload (before sending it: the queue is
+    /// stored as events leave), after every `upload_finished`, and when
+    /// `poll_timeout_ms` comes due.
+    pub fn persist(&self) {
+        let now = self.source.now();
+        self.lock().persist(now, false);
+    }
+
+    /// With a [`DeterministicSource`]: the storage operations since the last
+    /// call (`wipe`, `write:queue`, `remove:device`, ...); empty otherwise.
+    pub fn take_store_log(&self) -> Vec<String> {
+        self.lock().store_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// A handle for the JNI fast path of `track` and `screen`
+    /// (`dev.threadline.sdk.NativeTrack`), valid while this client lives.
+    pub fn fast_handle(self: Arc<Self>) -> u64 {
+        *self.handle.get_or_init(|| crate::jni_fast::register(&self))
     }
 
     /// Records a `track` event; returns its messageId. `properties_json` is a
     /// JSON object, serialised by the caller (one FFI crossing per event).
     pub fn track(&self, name: String, properties_json: Option<String>) -> Result<String, ThreadlineError> {
-        self.with(|i, now| i.core.track(&name, properties_json.as_deref(), now, random16()))
-            .map_err(Into::into)
+        self.with(|i, now, r| i.core.track(&name, properties_json.as_deref(), now, r)).map_err(Into::into)
     }
 
     /// Records a `screen` event; returns its messageId.
     pub fn screen(&self, name: String, properties_json: Option<String>) -> Result<String, ThreadlineError> {
-        self.with(|i, now| i.core.screen(&name, properties_json.as_deref(), now, random16()))
-            .map_err(Into::into)
+        self.with(|i, now, r| i.core.screen(&name, properties_json.as_deref(), now, r)).map_err(Into::into)
     }
 
     /// Attaches a user id, traits (JSON object) and namespaced ids (JSON
@@ -191,8 +356,8 @@ impl Client {
         traits_json: Option<String>,
         ids_json: Option<String>,
     ) -> Result<String, ThreadlineError> {
-        self.with(|i, now| {
-            i.core.identify(user_id.as_deref(), traits_json.as_deref(), ids_json.as_deref(), now, random16())
+        self.with(|i, now, r| {
+            i.core.identify(user_id.as_deref(), traits_json.as_deref(), ids_json.as_deref(), now, r)
         })
         .map_err(Into::into)
     }
@@ -200,25 +365,24 @@ impl Client {
     /// Links `user_id` with `previous_id` (by default the current user id,
     /// else the device id); returns the messageId.
     pub fn alias(&self, user_id: String, previous_id: Option<String>) -> Result<String, ThreadlineError> {
-        self.with(|i, now| i.core.alias(&user_id, previous_id.as_deref(), now, random16()))
-            .map_err(Into::into)
+        self.with(|i, now, r| i.core.alias(&user_id, previous_id.as_deref(), now, r)).map_err(Into::into)
     }
 
     /// Logout: forgets the user and rotates the device id.
     pub fn reset(&self) {
-        self.with(|i, now| i.core.reset(now, random16()));
+        self.with(|i, now, r| i.core.reset(now, r));
     }
 
     /// Sends what is queued without waiting for a full batch.
     pub fn flush(&self) {
-        self.with(|i, _| i.core.flush());
+        self.with_now(|i, _| i.core.flush());
     }
 
     /// Applies the host's consent choices (`{"analytics":"granted", ...}`);
     /// returns the consent now in force as JSON (as `get_consent`). A denial
     /// has deleted every stored file when this returns.
     pub fn set_consent(&self, consent_json: String) -> Result<String, ThreadlineError> {
-        self.with(|i, now| i.core.set_consent(&consent_json, now, random16()).map(|_| i.core.consent_view()))
+        self.with(|i, now, r| i.core.set_consent(&consent_json, now, r).map(|_| i.core.consent_view()))
             .map(|v| to_json(&v))
             .map_err(Into::into)
     }
@@ -226,23 +390,41 @@ impl Client {
     /// Applies an IAB TCF TC string from the app's CMP; a string that cannot
     /// be decoded is refused and changes nothing.
     pub fn set_consent_tcf(&self, tc_string: String) -> Result<String, ThreadlineError> {
-        self.with(|i, now| i.core.set_consent_tcf(&tc_string, now, random16()).map(|_| i.core.consent_view()))
+        self.with(|i, now, r| i.core.set_consent_tcf(&tc_string, now, r).map(|_| i.core.consent_view()))
             .map(|v| to_json(&v))
             .map_err(Into::into)
     }
 
     /// The CMP says GDPR does not apply to this person.
     pub fn set_tcf_not_applicable(&self) -> String {
-        let v = self.with(|i, now| {
-            i.core.set_tcf_not_applicable(now, random16());
+        let v = self.with(|i, now, r| {
+            i.core.set_tcf_not_applicable(now, r);
             i.core.consent_view()
         });
         to_json(&v)
     }
 
+    /// Applies the IAB TCF values the app's CMP stored
+    /// (`IABTCF_gdprApplies` as `gdpr_applies`, `IABTCF_TCString`), read
+    /// from SharedPreferences or UserDefaults by the Kotlin/Swift layer; the
+    /// core decides what they mean. Returns the consent now in force.
+    pub fn set_consent_iab(
+        &self,
+        tc_string: Option<String>,
+        gdpr_applies: Option<i32>,
+    ) -> Result<String, ThreadlineError> {
+        self.with(|i, now, r| {
+            i.core
+                .set_consent_iab(gdpr_applies.map(i64::from), tc_string.as_deref(), now, r)
+                .map(|_| i.core.consent_view())
+        })
+        .map(|v| to_json(&v))
+        .map_err(Into::into)
+    }
+
     /// A Global Privacy Control style opt-out signal from the app's settings.
     pub fn set_gpc(&self, on: bool) {
-        self.with(|i, now| i.core.set_gpc(on, now, random16()));
+        self.with(|i, now, r| i.core.set_gpc(on, now, r));
     }
 
     /// The consent in force, `{"analytics":"granted",...,"gpc":false}`.
@@ -280,15 +462,37 @@ impl Client {
     /// sleep `poll_timeout_ms()`). Call until it returns `None`; uploads may
     /// run concurrently up to the configured `batch.maxInFlight`.
     pub fn next_upload(&self) -> Option<Upload> {
-        self.with(|i, now| match i.core.next_upload(now) {
-            NextUpload::Upload(u) => Some(Upload {
-                id: u.id,
-                url: u.url,
-                headers: u.headers.into_iter().map(|(name, value)| Header { name, value }).collect(),
-                body: u.body,
-            }),
-            NextUpload::WaitUntil(_) | NextUpload::Idle => None,
+        match self.poll_upload() {
+            UploadPoll::Due { upload } => Some(upload),
+            UploadPoll::Wait { .. } | UploadPoll::Idle => None,
+        }
+    }
+
+    /// As `next_upload`, and says how long to wait when nothing is due.
+    pub fn poll_upload(&self) -> UploadPoll {
+        self.with_now(|i, now| match i.core.next_upload(now) {
+            NextUpload::Upload(u) => UploadPoll::Due { upload: upload_of(u) },
+            NextUpload::WaitUntil(at) => UploadPoll::Wait { ms: at.saturating_sub(now) },
+            NextUpload::Idle => UploadPoll::Idle,
         })
+    }
+
+    /// At background: the next batch to hand to a transport that outlives
+    /// the process (an iOS background `URLSession`, Android WorkManager),
+    /// whose outcome this process may never hear. Report with
+    /// `handoff_finished`. The core treats these like the web's beacons:
+    /// kept as unconfirmed and re-sent after `retry.beaconConfirmMs` unless
+    /// confirmed; the collector drops the duplicates by messageId.
+    pub fn next_handoff(&self, max_body_bytes: u32) -> Option<Upload> {
+        let max = usize::try_from(max_body_bytes).unwrap_or(usize::MAX);
+        self.with_now(|i, now| i.core.next_beacon(now, max).map(upload_of))
+    }
+
+    /// Whether the transport took the batch from `next_handoff`; when it
+    /// refused, the events go back to the queue at no cost.
+    pub fn handoff_finished(&self, id: u64, accepted: bool) -> Result<(), ThreadlineError> {
+        let outcome = if accepted { Outcome::Handoff } else { Outcome::NotSent };
+        self.with_now(|i, now| i.core.upload_finished(id, outcome, now, 0)).map_err(Into::into)
     }
 
     /// Reports an upload: `status` is the HTTP status when the server
@@ -306,35 +510,35 @@ impl Client {
             Some(code) if !network_error => Outcome::Status { code, retry_after },
             _ => Outcome::NetworkError,
         };
-        self.with(|i, now| i.core.upload_finished(id, outcome, now, random_u32())).map_err(Into::into)
+        let jitter = self.source.random_u32();
+        self.with_now(|i, now| i.core.upload_finished(id, outcome, now, jitter)).map_err(Into::into)
     }
 
     /// Milliseconds from now until the client needs `next_upload()` to be
     /// called again (0: now); `None`: no timer needed until the next call.
     pub fn poll_timeout_ms(&self) -> Option<u64> {
-        let now = now_ms();
-        self.lock().core.poll_timeout(now).map(|at| at.saturating_sub(now))
+        let now = self.source.now();
+        self.lock().wait_ms(now)
     }
 
-    /// The app went to the background: everything is written now (the
-    /// process may be killed without another callback), and what is queued
-    /// is due at once, for the host's background upload window.
+    /// The app went to the background: everything is written now, debounce
+    /// or not, since the process may be killed without another callback.
+    /// (The Kotlin and Swift layers also `flush()` first, so the background
+    /// window is used to send what is queued.)
     pub fn on_background(&self) {
-        let now = now_ms();
-        let mut inner = self.lock();
-        inner.core.flush();
-        inner.settle(now, true);
+        let now = self.source.now();
+        self.lock().persist(now, true);
     }
 
     /// The app came back to the foreground: catch up on what came due while
     /// suspended (then ask `poll_timeout_ms()` again).
     pub fn on_foreground(&self) {
-        self.with(|_, _| ());
+        self.persist();
     }
 
     /// Connectivity came back: ends a wait caused by network errors.
     pub fn network_available(&self) {
-        self.with(|i, _| i.core.network_available());
+        self.with_now(|i, _| i.core.network_available());
     }
 
     /// Notices since the last call (session started, consent changed),

@@ -10,11 +10,14 @@ pub enum ThreadlineError {
     InvalidConfig { detail: String },
     /// An event (name, properties, traits or ids) was refused; nothing was
     /// recorded.
-    #[error("invalid event: {detail}")]
-    InvalidEvent { detail: String },
+    /// `kind` is the cross-platform name (`event.tooLarge`,
+    /// `identity.badEmail`, ...), stable while messages may change.
+    #[error("invalid event ({kind}): {detail}")]
+    InvalidEvent { kind: String, detail: String },
     /// Consent JSON or a TC string was refused; consent did not change.
-    #[error("invalid consent: {detail}")]
-    InvalidConsent { detail: String },
+    /// `kind`: `consent.invalid` or `consent.tcf`.
+    #[error("invalid consent ({kind}): {detail}")]
+    InvalidConsent { kind: String, detail: String },
     /// The storage directory argument is unusable. Storage failures at run
     /// time are not errors: they are counted in `stats()`.
     #[error("storage: {detail}")]
@@ -33,13 +36,13 @@ impl From<ConfigError> for ThreadlineError {
 
 impl From<EventError> for ThreadlineError {
     fn from(e: EventError) -> Self {
-        ThreadlineError::InvalidEvent { detail: e.to_string() }
+        ThreadlineError::InvalidEvent { kind: e.kind().to_owned(), detail: e.to_string() }
     }
 }
 
 impl From<ConsentError> for ThreadlineError {
     fn from(e: ConsentError) -> Self {
-        ThreadlineError::InvalidConsent { detail: e.to_string() }
+        ThreadlineError::InvalidConsent { kind: e.kind().to_owned(), detail: e.to_string() }
     }
 }
 

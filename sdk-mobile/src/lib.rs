@@ -11,17 +11,27 @@
 //! # The host's loop
 //!
 //! ```text
-//! client.track(...)                      // any thread, any time
-//! loop {                                 // one uploader coroutine / queue
+//! client.track(...)                      // any thread, any time, no disk I/O
+//! loop {                                 // one background thread / queue
 //!     while let Some(u) = client.next_upload() {
+//!         client.persist();              // the queue is stored as events leave
 //!         let r = http.post(u.url, u.headers, u.body);   // OkHttp, URLSession
 //!         client.upload_finished(u.id, r.status, r.retry_after, r.network_error);
+//!         client.persist();
 //!     }
-//!     sleep(client.poll_timeout_ms() or until the next track/flush)
+//!     client.persist();                  // debounced writes that came due
+//!     sleep(client.poll_timeout_ms() or until the next app call)
 //! }
-//! on app background: client.on_background(), then run the loop while the OS
-//! allows; on connectivity: client.network_available().
+//! on app background: client.flush(), client.on_background() (writes all),
+//! then run the loop while the OS allows, or hand batches to a background
+//! transport (next_handoff); on connectivity: client.network_available().
 //! ```
+//!
+//! Only `persist` and `on_background` write files, so every call an app
+//! makes stays off the disk and is safe on its main thread (Android's
+//! StrictMode flags a write there); the host's loop does the writing. The
+//! JNI fast path ([`jni_fast`]) makes `track` a one-crossing call from
+//! Kotlin.
 //!
 //! # Why uploads are pulled, not pushed through a foreign uploader trait
 //!
@@ -59,11 +69,13 @@ uniffi::setup_scaffolding!();
 
 mod client;
 mod error;
+mod jni_fast;
 pub mod store;
 mod sys;
 
-pub use client::{Client, Header, Notice, Upload};
+pub use client::{Client, Header, Notice, Upload, UploadPoll};
 pub use error::ThreadlineError;
+pub use sys::DeterministicSource;
 
 /// The core version the mobile bindings are built against.
 #[uniffi::export]

@@ -33,7 +33,7 @@ pub enum Slot {
 impl Slot {
     pub const ALL: [Slot; 3] = [Slot::Queue, Slot::Identity, Slot::Device];
 
-    fn stem(self) -> &'static str {
+    pub fn stem(self) -> &'static str {
         match self {
             Slot::Queue => "queue",
             Slot::Identity => "identity",
@@ -136,16 +136,19 @@ impl FileStore {
         }
     }
 
-    /// Atomically replaces the record of `slot`.
-    pub fn write(&mut self, slot: Slot, payload: &[u8]) {
+    /// Atomically replaces the record of `slot`; false if it failed
+    /// (counted).
+    pub fn write(&mut self, slot: Slot, payload: &[u8]) -> bool {
         match self.try_write(slot, payload) {
             Ok(()) => {
                 self.stats.writes += 1;
                 self.stats.storage_available = true;
+                true
             }
             Err(e) => {
                 let _ = fs::remove_file(self.tmp_path(slot));
                 self.fail(e);
+                false
             }
         }
     }

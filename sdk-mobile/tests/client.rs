@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sdk_mobile::store::{FileStore, Slot};
-use sdk_mobile::{Client, Notice, ThreadlineError, Upload};
+use sdk_mobile::{Client, DeterministicSource, Notice, ThreadlineError, Upload, UploadPoll};
 use serde_json::Value;
 
 /// A fresh, empty directory per test.
@@ -75,6 +75,7 @@ impl Server {
     fn pump(&self, c: &Client, fail: impl Fn(u64) -> Option<bool>) -> usize {
         let mut n = 0;
         while let Some(u) = c.next_upload() {
+            c.persist();
             let req = self.requests.fetch_add(1, Ordering::Relaxed);
             let status = match fail(req) {
                 None => {
@@ -89,8 +90,10 @@ impl Server {
                 }
             };
             c.upload_finished(u.id, Some(status), None, false).unwrap();
+            c.persist();
             n += 1;
         }
+        c.persist();
         n
     }
 
@@ -135,7 +138,7 @@ fn track_upload_finish_loop() {
     // Errors come back typed, with the core's message.
     assert!(matches!(
         c.track(String::new(), None),
-        Err(ThreadlineError::InvalidEvent { detail }) if detail.contains("must not be empty")
+        Err(ThreadlineError::InvalidEvent { kind, detail }) if kind == "event.empty" && detail.contains("must not be empty")
     ));
     assert!(matches!(c.track("x".into(), Some("[1]".into())), Err(ThreadlineError::InvalidEvent { .. })));
     assert_eq!(
@@ -191,6 +194,7 @@ fn killed_process_loses_nothing_unacknowledged() {
     // One batch is on the wire when the process dies: never acknowledged.
     let in_flight = c.next_upload().unwrap();
     assert!(!in_flight.body.is_empty());
+    c.persist(); // the host loop's step before it sends
     drop(c);
     assert!(files(&dir).contains("queue.tl"), "{:?}", files(&dir));
 
@@ -229,6 +233,7 @@ fn corrupt_files_are_quarantined_and_reported() {
     let c = client(&dir, extra);
     c.identify(Some("u-9".into()), None, None).unwrap();
     c.track("kept in the queue".into(), None).unwrap();
+    c.persist();
     drop(c);
     // A flipped bit in the queue file, and an identity record with a good
     // checksum that the core cannot read.
@@ -301,6 +306,8 @@ fn pending_consent_stores_nothing_and_denial_deletes_everything() {
     let consent: Value =
         serde_json::from_str(&c.set_consent(r#"{"analytics":"granted"}"#.into()).unwrap()).unwrap();
     assert_eq!(consent["analytics"], "granted");
+    assert!(files(&dir).is_empty(), "app calls never write: {:?}", files(&dir));
+    c.persist();
     assert!(c
         .take_notices()
         .iter()
@@ -316,6 +323,8 @@ fn pending_consent_stores_nothing_and_denial_deletes_everything() {
     fs::write(dir.join("queue.corrupt"), b"old quarantined bytes").unwrap();
     assert!(files(&dir).contains("queue.tl"));
     c.set_consent(r#"{"analytics":"denied"}"#.into()).unwrap();
+    assert_eq!(c.poll_timeout_ms(), Some(0), "the wipe is due at once");
+    c.persist();
     assert!(files(&dir).is_empty(), "{:?}", files(&dir));
     c.track("dropped".into(), None).unwrap();
     c.on_background();
@@ -393,4 +402,150 @@ fn many_threads_track_while_uploads_fail_often() {
     assert!(duplicates > 0, "some batches were stored but answered 503, and sent again");
     assert_eq!(s["storageFailures"], 0);
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn app_calls_never_touch_the_disk_only_persist_does() {
+    let dir = temp_dir("offdisk");
+    let c = client(&dir, r#","queue":{"persistDebounceMs":0}"#);
+    c.identify(Some("u1".into()), Some(r#"{"plan":"pro"}"#.into()), None).unwrap();
+    c.track("a".into(), None).unwrap();
+    c.screen("Home".into(), None).unwrap();
+    c.flush();
+    c.set_gpc(true);
+    assert!(files(&dir).is_empty(), "{:?}", files(&dir));
+    assert_eq!(c.poll_timeout_ms(), Some(0), "the writes are due: the loop must run");
+    c.persist();
+    let names = files(&dir);
+    assert!(["device.tl", "identity.tl", "queue.tl"].iter().all(|f| names.contains(*f)), "{names:?}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn scripted_source_replays_the_scenario_draws_and_logs_storage() {
+    let dir = temp_dir("scripted");
+    let source = DeterministicSource::new("s".into(), 1_795_512_600_000);
+    let cfg = r#"{"endpoint":"https://collector.example.com","writeKey":"wk","batch":{"maxEvents":2,"maxAgeMs":5000}}"#
+        .to_owned();
+    let c = Client::with_source(cfg.clone(), dir.to_string_lossy().into_owned(), source.clone()).unwrap();
+    assert_eq!(source.draws(), 1, "creating the client draws once");
+    // Draw 0 of seed "s" is the device id: the contract's example bytes.
+    let identity: Value = serde_json::from_str(&c.get_identity()).unwrap();
+    let device = identity["deviceId"].as_str().unwrap().replace('-', "");
+    assert_eq!(&device[..12], "21d0725006cf", "{identity}");
+    assert!(c.track(String::new(), None).is_err());
+    assert_eq!(source.draws(), 2, "a refused call draws too");
+    let a = c.track("A".into(), None).unwrap();
+    assert_eq!(c.poll_upload(), UploadPoll::Wait { ms: 5000 });
+    source.advance(5000);
+    let UploadPoll::Due { upload } = c.poll_upload() else { panic!("due after maxAgeMs") };
+    assert!(String::from_utf8_lossy(&upload.body).contains(&a));
+    c.persist();
+    assert_eq!(c.take_store_log(), ["write:queue", "write:identity", "write:device"]);
+    source.set_jitter(0);
+    c.upload_finished(upload.id, Some(200), None, false).unwrap();
+    c.persist();
+    assert_eq!(c.take_store_log(), ["remove:queue"]);
+    assert_eq!(c.take_store_log(), Vec::<String>::new());
+
+    // A restart continues the draws; restoring the device record draws once.
+    drop(c);
+    let before = source.draws();
+    let c = Client::with_source(cfg, dir.to_string_lossy().into_owned(), source.clone()).unwrap();
+    assert_eq!(source.draws(), before + 2);
+    let again: Value = serde_json::from_str(&c.get_identity()).unwrap();
+    assert_eq!(again["deviceId"], identity["deviceId"]);
+    // A system-clock client keeps no log.
+    let plain = client(&temp_dir("plainlog"), "");
+    plain.on_background();
+    assert!(plain.take_store_log().is_empty());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn handoff_at_background_is_kept_until_confirmed() {
+    let dir = temp_dir("handoff");
+    let source = DeterministicSource::new("h".into(), 1_795_512_600_000);
+    let cfg =
+        r#"{"endpoint":"https://collector.example.com","writeKey":"wk","retry":{"beaconConfirmMs":60000}}"#
+            .to_owned();
+    let c = Client::with_source(cfg.clone(), dir.to_string_lossy().into_owned(), source.clone()).unwrap();
+    let ids: BTreeSet<String> = (0..3).map(|n| c.track(format!("e{n}"), None).unwrap()).collect();
+    // Refused by the OS: back in the queue at no cost.
+    let u = c.next_handoff(65536).unwrap();
+    c.handoff_finished(u.id, false).unwrap();
+    assert_eq!(stats(&c)["queued"], 3);
+    let u = c.next_handoff(65536).unwrap();
+    let body: Value = serde_json::from_slice(&u.body).unwrap();
+    let sent: BTreeSet<String> = body["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, ids);
+    c.handoff_finished(u.id, true).unwrap();
+    assert_eq!(c.next_handoff(65536), None);
+    assert!(matches!(c.handoff_finished(u.id, true), Err(ThreadlineError::UnknownUpload { .. })));
+    c.on_background();
+    // Never confirmed: the next process sends them again after the wait.
+    drop(c);
+    source.advance(60_000);
+    let c = Client::with_source(cfg, dir.to_string_lossy().into_owned(), source).unwrap();
+    let server = Server::default();
+    server.drain(&c);
+    assert_eq!(server.ids(), ids);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn iab_tcf_keys_from_the_app_cmp() {
+    let dir = temp_dir("iab");
+    let c = client(&dir, r#","consent":{"default":"pending"}"#);
+    // No CMP data yet: nothing changes.
+    let v: Value = serde_json::from_str(&c.set_consent_iab(None, None).unwrap()).unwrap();
+    assert_eq!(v["analytics"], "pending");
+    let v: Value = serde_json::from_str(&c.set_consent_iab(Some(String::new()), Some(1)).unwrap()).unwrap();
+    assert_eq!(v["analytics"], "pending");
+    // A damaged string is refused with its kind and changes nothing.
+    match c.set_consent_iab(Some("not a tc string".into()), Some(1)) {
+        Err(ThreadlineError::InvalidConsent { kind, .. }) => assert_eq!(kind, "consent.tcf"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        c.set_consent_iab(None, Some(7)),
+        Err(ThreadlineError::InvalidConsent { kind, .. }) if kind == "consent.invalid"
+    ));
+    assert_eq!(serde_json::from_str::<Value>(&c.get_consent()).unwrap()["analytics"], "pending");
+    // gdprApplies = 0: the TCF mapping does not apply, the configured
+    // not-applicable consent does.
+    let v: Value = serde_json::from_str(&c.set_consent_iab(None, Some(0)).unwrap()).unwrap();
+    assert_eq!(v["analytics"], "granted", "{v}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_device_record_that_failed_to_write_is_written_when_the_disk_recovers() {
+    let base = temp_dir("rewrite");
+    fs::create_dir_all(&base).unwrap();
+    let blocker = base.join("file");
+    fs::write(&blocker, b"x").unwrap();
+    let dir = blocker.join("threadline");
+    let c = client(&dir, r#","consent":{"default":"pending"}"#);
+    c.set_consent(r#"{"analytics":"granted"}"#.into()).unwrap();
+    let device = serde_json::from_str::<Value>(&c.get_identity()).unwrap()["deviceId"].clone();
+    Server::default().drain(&c); // the consent record goes out; writes keep failing
+    assert_eq!(stats(&c)["storageAvailable"], false);
+    assert_eq!(c.poll_timeout_ms(), Some(5_000), "a retry of the failed writes is scheduled");
+    // The core handed the record out once; the binding keeps it.
+    fs::remove_file(&blocker).unwrap();
+    c.persist();
+    assert!(files(&dir).contains("device.tl"), "{:?}", files(&dir));
+    assert_eq!(c.poll_timeout_ms(), None, "nothing left to retry");
+    drop(c);
+    let c = client(&dir, r#","consent":{"default":"pending"}"#);
+    let again: Value = serde_json::from_str(&c.get_identity()).unwrap();
+    assert_eq!(again["deviceId"], device, "same device and the granted consent came back");
+    assert_eq!(serde_json::from_str::<Value>(&c.get_consent()).unwrap()["analytics"], "granted");
+    let _ = fs::remove_dir_all(&base);
 }

@@ -9,6 +9,8 @@ mod browser;
 mod cmp;
 mod cookie;
 mod driver;
+#[cfg(feature = "scenario")]
+mod scenario;
 mod tabs;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests;

@@ -365,6 +365,29 @@ fn a_tc_string_sets_the_mapped_purposes_and_is_recorded_once() {
 }
 
 #[test]
+fn the_iab_mobile_keys_follow_gdpr_applies_then_the_tc_string() {
+    const TC: &str =
+        "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA.argAC0gAAAAAAAAAAAA";
+    let mut cfg = config(r#""pending""#);
+    cfg.consent.tcf.purposes.analytics = vec![1, 9, 10];
+    let mut c = Client::new(cfg, T0, rnd(1)).unwrap();
+    // Nothing stored by the CMP yet, or GDPR applies but no answer yet.
+    for (applies, tc) in [(None, None), (Some(1), None), (Some(1), Some("  ")), (None, Some(""))] {
+        assert_eq!(c.set_consent_iab(applies, tc, T0, rnd(2)).unwrap().analytics, Choice::Pending);
+    }
+    assert!(matches!(c.set_consent_iab(Some(2), Some(TC), T0, rnd(3)), Err(ConsentError::Invalid(_))));
+    assert!(matches!(c.set_consent_iab(Some(1), Some("garbage"), T0, rnd(3)), Err(ConsentError::Tcf(_))));
+    assert_eq!(c.consent().analytics, Choice::Pending, "refused input changes nothing");
+    // A string while gdprApplies is unset is still the person's choice.
+    let consent = c.set_consent_iab(None, Some(TC), T0, rnd(4)).unwrap();
+    assert_eq!((consent.analytics, consent.advertising), (Choice::Granted, Choice::Denied));
+    // GDPR does not apply: the configured not-applicable consent, whatever
+    // string is left over.
+    let consent = c.set_consent_iab(Some(0), Some(TC), T0, rnd(5)).unwrap();
+    assert_eq!(consent.advertising, Choice::Granted);
+}
+
+#[test]
 fn an_upload_makes_the_stored_queue_due_at_once() {
     // A crash between send and acknowledgement must lose nothing, even
     // within the persist debounce after the events were tracked.
