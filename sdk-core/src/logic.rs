@@ -1050,14 +1050,9 @@ impl Node {
                 Ok(Cow::Owned(Value::Array(if found >= need { Vec::new() } else { absent })))
             }
             Node::If(items) => {
-                let mut it = items.chunks(2);
-                for pair in it.by_ref() {
+                for pair in items.chunks(2) {
                     match pair {
-                        [cond, then] => {
-                            if truthy(&*cond.eval(s, env, d)?) {
-                                return then.eval(s, env, d);
-                            }
-                        }
+                        [cond, then] if truthy(&*cond.eval(s, env, d)?) => return then.eval(s, env, d),
                         [otherwise] => return otherwise.eval(s, env, d),
                         _ => {}
                     }
@@ -1356,4 +1351,260 @@ fn iterate<'a>(op: Iter, arr: &'a Node, f: &'a Node, s: &Scope<'a>, env: &Env<'_
         Iter::Some => Value::Bool(false),
         Iter::None => Value::Bool(true),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: Millis = 1_772_445_600_000;
+    const HOUR: Millis = 3_600_000;
+    const DAY: Millis = 24 * HOUR;
+
+    /// History as a list of events; the profile module will keep counters.
+    struct FakeHistory {
+        now: Millis,
+        events: Vec<(&'static str, Millis, Value)>,
+        audiences: Vec<&'static str>,
+    }
+
+    impl FakeHistory {
+        fn matching<'a>(
+            &'a self,
+            event: &'a str,
+            filter: Option<PropertyFilter<'a>>,
+        ) -> impl Iterator<Item = Millis> + 'a {
+            self.events.iter().filter_map(move |(name, at, props)| {
+                let ok = *name == event && filter.is_none_or(|f| props.get(f.property) == Some(f.value));
+                ok.then_some(*at)
+            })
+        }
+    }
+
+    impl Context for FakeHistory {
+        fn now(&self) -> Millis {
+            self.now
+        }
+        fn count(&self, event: &str, window: Window, filter: Option<PropertyFilter<'_>>) -> u64 {
+            let since = window.millis().map_or(0, |w| self.now - w);
+            self.matching(event, filter).filter(|at| *at > since).count() as u64
+        }
+        fn first_seen(&self, event: &str, filter: Option<PropertyFilter<'_>>) -> Option<Millis> {
+            self.matching(event, filter).min()
+        }
+        fn last_seen(&self, event: &str, filter: Option<PropertyFilter<'_>>) -> Option<Millis> {
+            self.matching(event, filter).max()
+        }
+        fn in_audience(&self, audience: &str) -> bool {
+            self.audiences.contains(&audience)
+        }
+    }
+
+    fn history() -> FakeHistory {
+        let slacks = json!({"productId": "slacks-01"});
+        let shirt = json!({"productId": "shirt-07"});
+        FakeHistory {
+            now: NOW,
+            events: vec![
+                ("product_viewed", NOW - 30 * 60_000, slacks.clone()),
+                ("product_viewed", NOW - 3 * HOUR, slacks.clone()),
+                ("product_viewed", NOW - 2 * DAY, shirt),
+                ("product_viewed", NOW - 10 * DAY, slacks),
+                ("signed_up", NOW - 40 * DAY, json!({})),
+            ],
+            audiences: vec!["vip"],
+        }
+    }
+
+    fn eval_with(rule: Value, data: Value, ctx: &dyn Context) -> Result<Value, LogicError> {
+        Condition::compile(&rule, &Limits::default())?.eval(&data, ctx)
+    }
+
+    fn eval(rule: Value) -> Value {
+        eval_with(rule, json!({"page": {"productId": "slacks-01"}}), &history()).unwrap()
+    }
+
+    #[test]
+    fn count_per_window() {
+        let h = [("1h", 1), ("24h", 2), ("7d", 3), ("30d", 4), ("lifetime", 4)];
+        for (window, want) in h {
+            assert_eq!(eval(json!({"count": ["product_viewed", window]})), json!(want), "{window}");
+        }
+        assert_eq!(eval(json!({"count": ["product_viewed"]})), json!(4));
+        assert_eq!(eval(json!({"count": "signed_up"})), json!(1));
+        assert_eq!(eval(json!({"count": ["never_happened", "7d"]})), json!(0));
+    }
+
+    #[test]
+    fn count_with_a_property_filter() {
+        assert_eq!(eval(json!({"count": ["product_viewed", "7d", {"productId": "slacks-01"}]})), json!(2));
+        assert_eq!(eval(json!({"count": ["product_viewed", "30d", {"productId": "slacks-01"}]})), json!(3));
+        assert_eq!(eval(json!({"count": ["product_viewed", "30d", {"productId": "none"}]})), json!(0));
+        // The value may come from the data: views of the product on screen.
+        let rule = json!({"count": ["product_viewed", "24h", {"productId": {"var": "page.productId"}}]});
+        assert_eq!(eval(rule), json!(2));
+    }
+
+    #[test]
+    fn first_and_last_seen() {
+        assert_eq!(eval(json!({"firstSeen": ["product_viewed"]})), json!(NOW - 10 * DAY));
+        assert_eq!(eval(json!({"lastSeen": "product_viewed"})), json!(NOW - 30 * 60_000));
+        assert_eq!(
+            eval(json!({"lastSeen": ["product_viewed", {"productId": "shirt-07"}]})),
+            json!(NOW - 2 * DAY)
+        );
+        assert_eq!(eval(json!({"lastSeen": ["purchase"]})), Value::Null);
+    }
+
+    #[test]
+    fn audiences_and_time() {
+        assert_eq!(eval(json!({"inAudience": "vip"})), json!(true));
+        assert_eq!(eval(json!({"inAudience": ["churn-risk"]})), json!(false));
+        assert_eq!(eval(json!({"now": []})), json!(NOW));
+        assert_eq!(eval(json!({"daysSince": {"firstSeen": ["signed_up"]}})), json!(40));
+        assert_eq!(eval(json!({"hoursSince": {"lastSeen": ["product_viewed"]}})), json!(0));
+        assert_eq!(eval(json!({"daysSince": {"lastSeen": ["purchase"]}})), Value::Null);
+        // 2026-03-02T10:00:00Z is NOW; a trait written as RFC 3339.
+        assert_eq!(eval(json!({"daysSince": "2026-02-20T10:00:00Z"})), json!(10));
+        assert_eq!(eval(json!({"hoursSince": "2026-03-02T07:30:00Z"})), json!(2));
+        assert_eq!(eval(json!({"daysSince": "not a date"})), Value::Null);
+    }
+
+    #[test]
+    fn realistic_condition() {
+        let rule = json!({"and": [
+            {">=": [{"count": ["product_viewed", "7d", {"productId": {"var": "page.productId"}}]}, 2]},
+            {"==": [{"var": "profile.plan"}, "pro"]},
+            {"!": {"inAudience": "purchasers"}}
+        ]});
+        let c = Condition::compile(&rule, &Limits::default()).unwrap();
+        let h = history();
+        let data = |plan: &str| json!({"profile": {"plan": plan}, "page": {"productId": "slacks-01"}});
+        assert!(c.matches(&data("pro"), &h).unwrap());
+        assert!(!c.matches(&data("free"), &h).unwrap());
+        let other = json!({"profile": {"plan": "pro"}, "page": {"productId": "shirt-07"}});
+        assert!(!c.matches(&other, &h).unwrap());
+        let bought = FakeHistory { audiences: vec!["purchasers"], ..history() };
+        assert!(!c.matches(&data("pro"), &bought).unwrap());
+    }
+
+    #[test]
+    fn windows_and_history_arguments_are_checked_when_compiling() {
+        let compile = |r: Value| Condition::compile(&r, &Limits::default()).unwrap_err();
+        assert_eq!(compile(json!({"count": ["x", "2d"]})), LogicError::UnknownWindow("2d".into()));
+        assert_eq!(compile(json!({"count": ["x", 7]})), LogicError::UnknownWindow("7".into()));
+        assert!(matches!(
+            compile(json!({"count": [{"var": "e"}, "7d"]})),
+            LogicError::InvalidArguments { .. }
+        ));
+        assert!(matches!(
+            compile(json!({"count": ["x", "7d", {"a": 1, "b": 2}]})),
+            LogicError::InvalidArguments { .. }
+        ));
+        assert!(matches!(compile(json!({"lastSeen": []})), LogicError::InvalidArguments { .. }));
+        assert!(matches!(compile(json!({"now": [1]})), LogicError::InvalidArguments { .. }));
+    }
+
+    #[test]
+    fn bad_rules_are_typed_errors() {
+        let limits = Limits::default();
+        assert_eq!(
+            Condition::compile(&json!({"and": [{"frobnicate": [1]}]}), &limits).unwrap_err(),
+            LogicError::UnknownOperator("frobnicate".into())
+        );
+        assert!(matches!(
+            Condition::compile(&json!({"a": 1, "b": 2}), &limits),
+            Err(LogicError::UnknownOperator(_))
+        ));
+        assert!(matches!(Condition::parse("{\"var\": ", &limits), Err(LogicError::Malformed(_))));
+        assert!(matches!(
+            Condition::compile(&json!({"<": [1]}), &limits),
+            Err(LogicError::InvalidArguments { op: "<", .. })
+        ));
+
+        let mut deep = json!(true);
+        for _ in 0..40 {
+            deep = json!({"!": [deep]});
+        }
+        assert_eq!(Condition::compile(&deep, &limits).unwrap_err(), LogicError::TooDeep { limit: 32 });
+        assert!(Condition::compile(&deep, &Limits { max_depth: 100, ..limits }).is_ok());
+
+        let wide = Value::Array((0..5000).map(Value::from).collect());
+        assert_eq!(Condition::compile(&wide, &limits).unwrap_err(), LogicError::TooLarge { limit: 4096 });
+        let preserved = json!({"preserve": wide});
+        assert_eq!(
+            Condition::compile(&preserved, &limits).unwrap_err(),
+            LogicError::TooLarge { limit: 4096 }
+        );
+    }
+
+    #[test]
+    fn node_count_is_what_the_rule_holds() {
+        let c = Condition::compile(&json!({"==": [{"var": "a"}, 1]}), &Limits::default()).unwrap();
+        // `==`, `var`, `1` (the path is part of `var`).
+        assert_eq!(c.node_count(), 3);
+    }
+
+    #[test]
+    fn budget_stops_runaway_rules_and_try_cannot_catch_it() {
+        let doubling = json!({"reduce": [
+            {"merge": [[1,2,3,4,5,6,7,8,9,10], [11,12,13,14,15,16,17,18,19,20], [21,22,23,24,25,26,27,28,29,30]]},
+            {"merge": [{"var": "accumulator"}, {"var": "accumulator"}]},
+            [1]
+        ]});
+        let err = eval_with(doubling.clone(), Value::Null, &()).unwrap_err();
+        assert_eq!(err, LogicError::BudgetExceeded { limit: 100_000 });
+        let caught = json!({"try": [doubling, "caught"]});
+        assert_eq!(eval_with(caught, Value::Null, &()).unwrap_err(), err);
+    }
+
+    #[test]
+    fn try_catches_runtime_errors_with_the_error_as_data() {
+        let r = json!({"try": [{"throw": {"preserve": {"type": "Custom", "code": 7}}}, {"val": "code"}]});
+        assert_eq!(eval(r), json!(7));
+        let r = json!({"try": [{"+": ["abc"]}, {"cat": ["caught ", {"val": "type"}]}]});
+        assert_eq!(eval(r), json!("caught NaN"));
+        let err = eval_with(json!({"throw": "Boom"}), Value::Null, &()).unwrap_err();
+        assert_eq!(err.error_type(), "Boom");
+        assert_eq!(err, LogicError::Thrown(json!({"type": "Boom"})));
+    }
+
+    #[test]
+    fn log_returns_its_argument() {
+        assert_eq!(eval(json!({"log": [{"var": "page.productId"}]})), json!("slacks-01"));
+        assert_eq!(eval(json!({"log": "x"})), json!("x"));
+    }
+
+    #[test]
+    fn val_climbing_past_the_outermost_data_stays_there() {
+        let r = json!({"map": [[1], {"val": [[9], "k"]}]});
+        assert_eq!(eval_with(r, json!({"k": "top"}), &()).unwrap(), json!(["top"]));
+    }
+
+    #[test]
+    fn compiled_once_evaluated_against_many_data() {
+        let c =
+            Condition::compile(&json!({"<": [18, {"var": "profile.age"}, 65]}), &Limits::default()).unwrap();
+        let age = |a: Value| c.eval(&json!({"profile": {"age": a}}), &()).unwrap();
+        assert_eq!(age(json!(30)), json!(true));
+        assert_eq!(age(json!(70)), json!(false));
+        assert_eq!(age(json!("40")), json!(true));
+        assert_eq!(c.eval(&json!({}), &()).unwrap(), json!(false));
+    }
+
+    #[test]
+    fn whole_results_are_integers() {
+        assert_eq!(eval(json!({"/": [4, 2]})), json!(2));
+        assert!(eval(json!({"/": [4, 2]})).is_i64());
+        assert_eq!(eval(json!({"/": [1, 4]})), json!(0.25));
+        assert_eq!(eval(json!({"cat": [{"/": [4, 2]}, "|", 2.5]})), json!("2|2.5"));
+    }
+
+    #[test]
+    fn substr_counts_characters() {
+        assert_eq!(substr("héllo", 1.0, Some(3.0)), "éll");
+        assert_eq!(substr("héllo", -2.0, None), "lo");
+        assert_eq!(substr("héllo", 0.0, Some(-10.0)), "");
+    }
 }
