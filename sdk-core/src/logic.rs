@@ -603,7 +603,7 @@ impl Compiler {
             "throw" => Node::Throw(self.unary(args, d)?),
             "preserve" => {
                 // A preserved literal is not compiled, but it still costs memory.
-                self.nodes = self.nodes.saturating_add(literal_size(args));
+                self.nodes = self.nodes.saturating_add(self.literal_size(args, depth)?);
                 if self.nodes > self.limits.max_nodes {
                     return Err(LogicError::TooLarge { limit: self.limits.max_nodes });
                 }
@@ -622,6 +622,21 @@ impl Compiler {
             "hoursSince" => Node::Since(Since::Hours, self.unary(args, d)?),
             other => return Err(LogicError::UnknownOperator(other.to_owned())),
         })
+    }
+
+    /// Nodes a preserved literal holds; its depth counts like operators'.
+    fn literal_size(&self, v: &Value, depth: usize) -> Result<usize, LogicError> {
+        if depth > self.limits.max_depth {
+            return Err(LogicError::TooDeep { limit: self.limits.max_depth });
+        }
+        let children = match v {
+            Value::Array(a) => a.iter().map(|c| self.literal_size(c, depth + 1)).sum::<Result<usize, _>>()?,
+            Value::Object(m) => {
+                m.values().map(|c| self.literal_size(c, depth + 1)).sum::<Result<usize, _>>()?
+            }
+            _ => 0,
+        };
+        Ok(children.saturating_add(1))
     }
 
     fn var(&mut self, args: &Value, d: usize) -> Result<Node, LogicError> {
@@ -721,7 +736,8 @@ impl Compiler {
         let window = match items.get(1) {
             None => Window::Lifetime,
             Some(Value::String(w)) => Window::parse(w).ok_or_else(|| LogicError::UnknownWindow(w.clone()))?,
-            Some(other) => return Err(LogicError::UnknownWindow(other.to_string())),
+            // Not the value itself: it could be a large or deep literal.
+            Some(_) => return Err(LogicError::UnknownWindow("(not a string)".to_owned())),
         };
         let filter = items.get(2).map(|f| self.filter("count", f, d)).transpose()?;
         Ok(Node::Count(event, window, filter))
@@ -736,14 +752,6 @@ impl Compiler {
         let event = Self::event(op, items.first())?;
         let filter = items.get(1).map(|f| self.filter(op, f, d)).transpose()?;
         Ok(Node::Seen(last, event, filter))
-    }
-}
-
-fn literal_size(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => a.iter().map(literal_size).sum::<usize>() + 1,
-        Value::Object(m) => m.values().map(literal_size).sum::<usize>() + 1,
-        _ => 1,
     }
 }
 
@@ -1493,7 +1501,7 @@ mod tests {
     fn windows_and_history_arguments_are_checked_when_compiling() {
         let compile = |r: Value| Condition::compile(&r, &Limits::default()).unwrap_err();
         assert_eq!(compile(json!({"count": ["x", "2d"]})), LogicError::UnknownWindow("2d".into()));
-        assert_eq!(compile(json!({"count": ["x", 7]})), LogicError::UnknownWindow("7".into()));
+        assert_eq!(compile(json!({"count": ["x", 7]})), LogicError::UnknownWindow("(not a string)".into()));
         assert!(matches!(
             compile(json!({"count": [{"var": "e"}, "7d"]})),
             LogicError::InvalidArguments { .. }
@@ -1532,6 +1540,12 @@ mod tests {
 
         let wide = Value::Array((0..5000).map(Value::from).collect());
         assert_eq!(Condition::compile(&wide, &limits).unwrap_err(), LogicError::TooLarge { limit: 4096 });
+        let mut deep_literal = json!(1);
+        for _ in 0..40 {
+            deep_literal = json!([deep_literal]);
+        }
+        let preserved = json!({"preserve": deep_literal});
+        assert_eq!(Condition::compile(&preserved, &limits).unwrap_err(), LogicError::TooDeep { limit: 32 });
         let preserved = json!({"preserve": wide});
         assert_eq!(
             Condition::compile(&preserved, &limits).unwrap_err(),
