@@ -69,13 +69,15 @@
 //!   error `NaN`; `null` and `""` count as 0, booleans as 0/1.
 //! * `==` compares two strings as strings, otherwise as numbers (so
 //!   `null == 0`), and fails with `NaN` when one side is not numeric.
+//!   A `null` (a missing trait) and a string are unequal, without error.
 //! * `===` compares arrays and objects by content (JavaScript compares
 //!   references, so two literals are never `===` there).
 //! * Strings order by Unicode scalar value (JavaScript: UTF-16 code units;
 //!   differs only between astral characters and U+E000..U+FFFF); `substr`
 //!   counts Unicode scalar values, not UTF-16 code units.
-//! * `cat` writes numbers with Rust's shortest round-trip form: `1e21`
-//!   prints as `1000000000000000000000`, not `1e+21`.
+//! * `cat` writes whole numbers below 2^53 as integers and other numbers in
+//!   serde_json's shortest form: `1e21` (JavaScript: `1e+21`).
+//! * Numeric text is decimal only: `"0x10"`, `"Infinity"` are not numbers.
 //! * Arity errors found at compile time (`{"%": [1]}`, `{"if": 5}`) reject
 //!   the condition; a `try` around them cannot catch them. The same errors
 //!   found while evaluating (`{"%": {"var": "xs"}}` with one element) are
@@ -88,6 +90,18 @@
 //!   [`LogicError::BudgetExceeded`], which `try` cannot catch.
 //!
 //! Every suite file passes; none is unsupported.
+//!
+//! # Cost
+//!
+//! `cargo bench -p sdk-core --bench core -- logic` (2-core dev box, other
+//! builds running): a three-clause condition (a 7-day count with a property
+//! filter, a trait `in`, an audience check) evaluates in ~0.37 µs and
+//! compiles in ~1.2 µs. Size, measured as a native x86-64 `cdylib` with
+//! `opt-level = "z"`, LTO, stripped: ~60 KiB over serde_json alone, of
+//! which ~38 KiB are this module's functions (numbers go through
+//! serde_json's parser and printer so core's float parser and formatter stay
+//! out). `fuzz/fuzz_targets/logic_eval.rs` (`scripts/fuzz.sh 180 logic_eval`)
+//! fuzzes parse, compile and evaluation.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -965,6 +979,11 @@ fn compare(c: Cmp, a: &Value, b: &Value) -> Result<bool, LogicError> {
         (Cmp::StrictNe, ..) => return Ok(!strict_eq(a, b)),
         (_, Value::String(x), Value::String(y)) => Some(x.as_str().cmp(y.as_str())),
         (Cmp::Eq | Cmp::Ne, Value::Null, Value::Null) => Some(Equal),
+        // A missing trait is not equal to any text (and no error): the suites
+        // leave this open, JavaScript agrees, and marketers compare traits
+        // that are not always set (`{"==": [{"var": "profile.plan"}, "pro"]}`).
+        (Cmp::Eq | Cmp::Ne, Value::Null, Value::String(_))
+        | (Cmp::Eq | Cmp::Ne, Value::String(_), Value::Null) => None,
         _ => num(a)?.partial_cmp(&num(b)?),
     };
     Ok(match c {
@@ -1531,6 +1550,10 @@ mod tests {
         let data = |plan: &str| json!({"profile": {"plan": plan}, "page": {"productId": "slacks-01"}});
         assert!(c.matches(&data("pro"), &h).unwrap());
         assert!(!c.matches(&data("free"), &h).unwrap());
+        // A person without the trait does not match, and nothing fails.
+        assert!(!c.matches(&json!({"page": {"productId": "slacks-01"}}), &h).unwrap());
+        let ne = json!({"!=": [{"var": "profile.plan"}, "pro"]});
+        assert_eq!(eval_with(ne, json!({}), &()).unwrap(), json!(true));
         let other = json!({"profile": {"plan": "pro"}, "page": {"productId": "shirt-07"}});
         assert!(!c.matches(&other, &h).unwrap());
         let bought = FakeHistory { audiences: vec!["purchasers"], ..history() };
