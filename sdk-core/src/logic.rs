@@ -208,6 +208,20 @@ pub enum Window {
 }
 
 impl Window {
+    /// Every window a condition can name: the counters the profile module
+    /// must keep per event (and per property value).
+    pub const ALL: [Window; 5] = [Window::Hour, Window::Day, Window::Week, Window::Month, Window::Lifetime];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Hour => "1h",
+            Window::Day => "24h",
+            Window::Week => "7d",
+            Window::Month => "30d",
+            Window::Lifetime => "lifetime",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Window> {
         Some(match s {
             "1h" => Window::Hour,
@@ -1501,6 +1515,22 @@ mod tests {
         assert_eq!(eval(json!({"count": ["product_viewed"]})), json!(4));
         assert_eq!(eval(json!({"count": "signed_up"})), json!(1));
         assert_eq!(eval(json!({"count": ["never_happened", "7d"]})), json!(0));
+    }
+
+    #[test]
+    fn windows_round_trip_their_names() {
+        for w in Window::ALL {
+            assert_eq!(Window::parse(w.as_str()), Some(w));
+        }
+        let lengths: Vec<Option<Millis>> = Window::ALL.iter().map(|w| w.millis()).collect();
+        assert_eq!(lengths, [Some(HOUR), Some(DAY), Some(7 * DAY), Some(30 * DAY), None]);
+    }
+
+    #[test]
+    fn conditions_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + Clone>() {}
+        shareable::<Condition>();
+        shareable::<LogicError>();
     }
 
     #[test]
