@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of untrusted input in sdk-core with cargo-fuzz
-# (libFuzzer, nightly toolchain): the TC string decoder and the queue
-# snapshot restore. Not part of CI; run it after touching either.
+# (libFuzzer, nightly toolchain): the TC string decoder, the queue
+# snapshot restore and the decision conditions (JSON Logic: parse, compile,
+# evaluate). Not part of CI; run it after touching any of them.
 #
 #   scripts/fuzz.sh [seconds-per-target, default 180] [target...]
 #
@@ -16,7 +17,7 @@ log() { echo "fuzz: $*" >&2; }
 secs="${1:-180}"
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(tcf_decode snapshot_restore)
+[ ${#targets[@]} -gt 0 ] || targets=(tcf_decode snapshot_restore logic_eval)
 case "$secs" in '' | *[!0-9]*) log "seconds must be a whole number, got '$secs'"; exit 2 ;; esac
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
@@ -61,8 +62,37 @@ seed_snapshot() {
   printf '%s' '{"v":2,"events":[]}' >"$dir/future-version"
 }
 
+seed_logic() {
+  local dir=corpus/logic_eval
+  mkdir -p "$dir"
+  [ -z "$(ls -A "$dir")" ] || return 0
+  # Input: condition JSON, a NUL byte, data JSON.
+  printf '%s\0%s' '{"and":[{">=":[{"count":["product_viewed","7d",{"productId":{"var":"page.productId"}}]},2]},{"==":[{"var":"profile.plan"},"pro"]},{"!":{"inAudience":"purchasers"}}]}' \
+    '{"profile":{"plan":"pro"},"page":{"productId":"slacks-01"}}' >"$dir/decision"
+  printf '%s\0%s' '{">":[{"daysSince":{"lastSeen":["purchase"]}},30]}' '{}' >"$dir/days-since"
+  printf '%s\0%s' '{"try":[{"reduce":[{"val":"xs"},{"+":[{"val":"current"},{"val":"accumulator"}]},0]},{"val":"type"}]}' \
+    '{"xs":[1,"2",null,[3]]}' >"$dir/try-reduce"
+  printf '%s\0%s' '{"map":[{"val":"xs"},{"+":[{"val":[[1],"index"]},{"val":[[2],"k"]}]}]}' '{"xs":[1,2],"k":5}' >"$dir/scopes"
+  # Every case of the community suites, when the shared test data is there.
+  local suites="$root/../shared/testdata/jsonlogic"
+  if command -v node >/dev/null && [ -f "$suites/index.json" ]; then
+    node -e '
+      const fs = require("fs"), path = require("path");
+      const [dir, out] = process.argv.slice(1);
+      let n = 0;
+      for (const f of JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8")))
+        for (const c of JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")))
+          if (typeof c === "object")
+            fs.writeFileSync(path.join(out, `suite-${n++}`), JSON.stringify(c.rule) + "\0" + JSON.stringify(c.data ?? null));
+    ' "$suites" "$dir" || log "could not seed logic_eval from the JSON Logic suites; starting from four rules"
+  else
+    log "node or ../shared/testdata/jsonlogic missing; seeding logic_eval with four rules only"
+  fi
+}
+
 seed_tcf
 seed_snapshot
+seed_logic
 
 # --- run -------------------------------------------------------------------------
 # Builds land in fuzz/target (sanitizer builds share nothing with the

@@ -6,7 +6,8 @@
 //! Criterion prints each benchmark's time and throughput (`thrpt:`, in
 //! elements/s or bytes/s); a summary at the end gives every figure as
 //! events/s (and MB/s for batches and snapshots). Reports go to
-//! `target/criterion/`.
+//! `target/criterion/`. `--bench core -- logic` runs only the condition
+//! evaluator's figures.
 //!
 //! The workload is an e-commerce `Product Viewed` event with eight
 //! properties, on a client whose page context (URL with UTM parameters,
@@ -249,6 +250,63 @@ fn bench_snapshot(c: &mut Criterion) {
     });
 }
 
+/// One decision's condition, compiled once as an artifact load does: a
+/// window count with a property filter, a trait comparison and an audience
+/// check (`and`), over data shaped like the decision engine's context.
+fn bench_logic(c: &mut Criterion) {
+    use sdk_core::logic::{Condition, Context, Limits, PropertyFilter, Window};
+    use serde_json::json;
+
+    /// Answers as the profile module's counters would: a lookup per
+    /// question, without allocating.
+    struct Counters(Vec<(&'static str, Window, Option<&'static str>, u64)>);
+    impl Context for Counters {
+        fn now(&self) -> Millis {
+            T0
+        }
+        fn count(&self, event: &str, window: Window, filter: Option<PropertyFilter<'_>>) -> u64 {
+            let value = filter.and_then(|f| f.value.as_str());
+            self.0.iter().find(|(e, w, v, _)| *e == event && *w == window && *v == value).map_or(0, |c| c.3)
+        }
+        fn first_seen(&self, _: &str, _: Option<PropertyFilter<'_>>) -> Option<Millis> {
+            Some(T0 - 86_400_000)
+        }
+        fn last_seen(&self, _: &str, _: Option<PropertyFilter<'_>>) -> Option<Millis> {
+            Some(T0 - 60_000)
+        }
+        fn in_audience(&self, audience: &str) -> bool {
+            audience == "newsletter"
+        }
+    }
+    let ctx = Counters(vec![
+        ("product_viewed", Window::Day, None, 5),
+        ("product_viewed", Window::Week, Some("507f1f77bcf86cd799439011"), 3),
+    ]);
+    let rule = json!({"and": [
+        {">=": [{"count": ["product_viewed", "7d", {"productId": {"var": "page.productId"}}]}, 2]},
+        {"in": [{"var": "profile.plan"}, ["pro", "team"]]},
+        {"inAudience": "newsletter"}
+    ]});
+    let data = json!({
+        "profile": {"plan": "pro", "email": "ada@example.com", "country": "DE", "ltv": 1290.5},
+        "page": {"path": "/p/tailored-silk-slacks", "productId": "507f1f77bcf86cd799439011"},
+        "consent": {"analytics": "granted", "marketing": "granted"},
+        "audiences": ["newsletter", "returning"]
+    });
+    let cond = Condition::compile(&rule, &Limits::default()).expect("valid rule");
+    assert!(cond.matches(&data, &ctx).expect("evaluates"), "the benchmark condition must hold");
+
+    let mut g = c.benchmark_group("logic");
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("eval_decision", |b| b.iter(|| black_box(cond.matches(black_box(&data), &ctx).ok())));
+    g.bench_function("compile_decision", |b| {
+        b.iter(|| black_box(Condition::compile(black_box(&rule), &Limits::default()).ok()))
+    });
+    g.finish();
+}
+
 static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
 
 thread_local! {
@@ -287,6 +345,12 @@ fn summary() {
     if let Some(ns) = mean_ns("track/product_viewed_queue_full") {
         println!("  track, queue full          {:>9.0} ns/event  {:>12.0} events/s", ns, 1e9 / ns);
     }
+    if let Some(ns) = mean_ns("logic/eval_decision") {
+        println!("  condition eval             {:>9.0} ns/decision", ns);
+    }
+    if let Some(ns) = mean_ns("logic/compile_decision") {
+        println!("  condition compile          {:>9.0} ns/condition", ns);
+    }
     for (id, events, bytes) in SIZES.with(|s| s.borrow().clone()) {
         if let Some(ns) = mean_ns(id) {
             let secs = ns / 1e9;
@@ -300,7 +364,7 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, bench_track, bench_batch, bench_snapshot);
+criterion_group!(benches, bench_track, bench_batch, bench_snapshot, bench_logic);
 
 fn main() {
     let _ = STARTED.set(std::time::SystemTime::now());

@@ -17,6 +17,7 @@ pub mod context;
 pub mod delivery;
 pub mod event;
 pub mod identity;
+pub mod logic;
 mod queue;
 pub mod snapshot;
 pub mod stats;
