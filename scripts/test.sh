@@ -4,9 +4,13 @@
 #   2. rustfmt and clippy (-D warnings) over the workspace;
 #   3. native tests: sdk-core units and property tests, the collector;
 #   4. sdk-wasm tests in headless Chromium (wasm-bindgen-test);
-#   5. the release build of the npm package;
-#   6. end-to-end tests in Chromium against the collector with faults;
-#   7. the demo's scripted visit (scripts/demo.sh --check).
+#   5. the mobile library: its size against sdk-mobile/size-budget.toml, and
+#      the Kotlin facade's tests on the JVM against the collector;
+#   6. the shared scenario suite on wasm (Node) and Kotlin (JVM), and every
+#      runner's transcript identical to the native one;
+#   7. the release build of the npm package;
+#   8. end-to-end tests in Chromium against the collector with faults;
+#   9. the demo's scripted visit (scripts/demo.sh --check).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -38,6 +42,18 @@ export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
 # No -q: cargo would pass --quiet on to wasm-bindgen-test-runner, which refuses it.
 WASM_CARGO_QUIET=1 scripts/wasm-cargo.sh test -p sdk-wasm
+
+step "mobile library size budget"
+scripts/mobile-size.sh
+
+step "Kotlin on the JVM: facade tests against the collector"
+scripts/test-kotlin.sh
+node scripts/check-bindings.mjs
+
+step "scenario suite: wasm (Node) and Kotlin (JVM) runners, transcripts compared"
+scripts/scenarios-wasm.sh
+scripts/scenarios-kotlin.sh
+node scripts/scenarios-compare.mjs native wasm kotlin
 
 step "npm package release build"
 npm/scripts/build.sh

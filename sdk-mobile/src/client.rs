@@ -213,9 +213,11 @@ pub struct Client {
     inner: Mutex<Inner>,
     source: Source,
     /// The JNI fast path's handle, once one was asked for.
+    #[cfg_attr(target_vendor = "apple", allow(dead_code))]
     handle: std::sync::OnceLock<u64>,
 }
 
+#[cfg(not(target_vendor = "apple"))]
 impl Drop for Client {
     fn drop(&mut self) {
         if let Some(h) = self.handle.get() {
@@ -332,14 +334,29 @@ impl Client {
 
     /// A handle for the JNI fast path of `track` and `screen`
     /// (`dev.threadline.sdk.NativeTrack`), valid while this client lives.
+    /// On Apple platforms there is no JNI: 0, and Swift calls `track`.
     pub fn fast_handle(self: Arc<Self>) -> u64 {
-        *self.handle.get_or_init(|| crate::jni_fast::register(&self))
+        #[cfg(not(target_vendor = "apple"))]
+        return *self.handle.get_or_init(|| crate::jni_fast::register(&self));
+        #[cfg(target_vendor = "apple")]
+        return 0;
     }
 
     /// Records a `track` event; returns its messageId. `properties_json` is a
     /// JSON object, serialised by the caller (one FFI crossing per event).
     pub fn track(&self, name: String, properties_json: Option<String>) -> Result<String, ThreadlineError> {
         self.with(|i, now, r| i.core.track(&name, properties_json.as_deref(), now, r)).map_err(Into::into)
+    }
+
+    /// Records a `page` event (a web view, or a web-like page in the app);
+    /// returns its messageId.
+    pub fn page(
+        &self,
+        name: Option<String>,
+        properties_json: Option<String>,
+    ) -> Result<String, ThreadlineError> {
+        self.with(|i, now, r| i.core.page(name.as_deref(), properties_json.as_deref(), now, r))
+            .map_err(Into::into)
     }
 
     /// Records a `screen` event; returns its messageId.

@@ -69,6 +69,7 @@ uniffi::setup_scaffolding!();
 
 mod client;
 mod error;
+#[cfg(not(target_vendor = "apple"))]
 mod jni_fast;
 pub mod store;
 mod sys;

@@ -1,0 +1,192 @@
+import Foundation
+
+// The facade's value types, one to one with the Kotlin layer's Types.kt (same names, same fields).
+
+/// One consent purpose's state, as the core spells it on the wire (`"granted"`, ...).
+public enum Choice: String, Equatable, CaseIterable {
+    case pending, granted, denied
+
+    /// The wire form (`"granted"`); Kotlin: `Choice.wire`.
+    public var wire: String { rawValue }
+
+    /// Anything unknown (or missing) reads as `pending`, as in Kotlin's `Choice.of`.
+    public static func of(_ wire: Any?) -> Choice {
+        (wire as? String).flatMap(Choice.init(rawValue:)) ?? .pending
+    }
+}
+
+/// The consent in force (`getConsent()` of the core).
+public struct Consent: Equatable {
+    public let analytics: Choice
+    public let personalization: Choice
+    public let advertising: Choice
+    public let sale: Choice
+    /// A Global Privacy Control style opt-out is on (it denies `sale` and `advertising`).
+    public let gpc: Bool
+
+    public init(analytics: Choice, personalization: Choice, advertising: Choice, sale: Choice, gpc: Bool) {
+        self.analytics = analytics
+        self.personalization = personalization
+        self.advertising = advertising
+        self.sale = sale
+        self.gpc = gpc
+    }
+
+    static func parse(_ json: String) -> Consent {
+        let m = JSON.parseObject(json)
+        return Consent(
+            analytics: .of(m["analytics"]), personalization: .of(m["personalization"]),
+            advertising: .of(m["advertising"]), sale: .of(m["sale"]), gpc: (m["gpc"] as? Bool) == true
+        )
+    }
+}
+
+/// Who the SDK thinks the user is (`getIdentity()` of the core).
+public struct Identity {
+    /// Sent as `anonymousId`; `nil` until `analytics` consent is granted.
+    public let deviceId: String?
+    public let userId: String?
+    public let traits: [String: Any]
+    /// Namespaced ids as sent (hashed where the configuration says so).
+    public let ids: [String: Any]
+    public let sessionId: Int64?
+    public let sessionStartMs: Int64?
+
+    static func parse(_ json: String) -> Identity {
+        let m = JSON.parseObject(json)
+        let session = m["session"] as? [String: Any]
+        return Identity(
+            deviceId: m["deviceId"] as? String, userId: m["userId"] as? String,
+            traits: m["traits"] as? [String: Any] ?? [:], ids: m["ids"] as? [String: Any] ?? [:],
+            sessionId: (session?["id"] as? NSNumber)?.int64Value,
+            sessionStartMs: (session?["start"] as? NSNumber)?.int64Value
+        )
+    }
+}
+
+/// The core's and the file store's counters. The common ones are typed; `raw` has every field the core
+/// reports (names as in the web binding's `stats()`), so a new counter needs no SDK release.
+public struct Stats {
+    public let raw: [String: Any]
+
+    private func n(_ k: String) -> Int64 { (raw[k] as? NSNumber)?.int64Value ?? 0 }
+    public var accepted: Int64 { n("accepted") }
+    public var rejected: Int64 { n("rejected") }
+    public var restored: Int64 { n("restored") }
+    public var queued: Int64 { n("queued") }
+    public var inFlight: Int64 { n("inFlight") }
+    public var delivered: Int64 { n("delivered") }
+    public var uploads: Int64 { n("uploads") }
+    public var retries: Int64 { n("retries") }
+    public var held: Int64 { n("held") }
+    public var droppedConsent: Int64 { n("droppedConsent") }
+    public var storageWrites: Int64 { n("writes") }
+    public var storageFailures: Int64 { n("storageFailures") }
+    public var storageAvailable: Bool { (raw["storageAvailable"] as? Bool) == true }
+
+    static func parse(_ json: String) -> Stats { Stats(raw: JSON.parseObject(json)) }
+}
+
+/// Something the app may want to hear about; delivered on the SDK's upload thread.
+public enum Notice: Equatable {
+    case sessionStarted(sessionId: Int64)
+    case consentChanged(Consent)
+}
+
+/// What went wrong in a call that the SDK refused or could not do. Analytics calls never throw into app
+/// code; they report one of these to `ThreadlineOptions.errorHandler` and change nothing.
+///
+/// `kind` is the cross-platform name (`event.tooLarge`, `identity.badEmail`, `consent.tcf`, ... as in
+/// `tests/scenarios/README.md`; plus `event.notSerializable` and `event.tooDeep` from the Swift JSON
+/// step, `client.closed`, `upload.transport` and `internal`).
+public enum ThreadlineError: Error, CustomStringConvertible {
+    /// An event, its properties, traits or ids were refused; nothing was recorded.
+    case invalidEvent(kind: String, message: String)
+    /// Consent input (JSON, TC string, IAB values) was refused; consent did not change.
+    case invalidConsent(kind: String, message: String)
+    /// A call after `Threadline.close()`: ignored.
+    case closed(call: String)
+    /// The transport or a listener failed unexpectedly, or the native layer did.
+    case `internal`(kind: String, message: String, cause: Error?)
+
+    public var kind: String {
+        switch self {
+        case let .invalidEvent(kind, _), let .invalidConsent(kind, _), let .internal(kind, _, _): return kind
+        case .closed: return "client.closed"
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case let .invalidEvent(_, message), let .invalidConsent(_, message), let .internal(_, message, _):
+            return message
+        case let .closed(call): return "\(call) after close() is ignored"
+        }
+    }
+
+    public var description: String {
+        let name: String
+        switch self {
+        case .invalidEvent: name = "InvalidEvent"
+        case .invalidConsent: name = "InvalidConsent"
+        case .closed: name = "Closed"
+        case .internal: name = "Internal"
+        }
+        return "\(name)(\(kind): \(message))"
+    }
+}
+
+/// The configuration JSON was refused at construction: a programming error that should fail the first
+/// debug run (Kotlin throws `IllegalArgumentException`).
+public struct InvalidConfiguration: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { "Threadline: \(message)" }
+}
+
+/// The answer to one upload.
+public enum TransportResult: Equatable {
+    /// The server answered: `status` and the raw `Retry-After` header, if any.
+    case response(status: Int, retryAfter: String?)
+    /// No answer: offline, DNS, TLS, timeout, connection reset. The core backs off.
+    case networkError(String?)
+}
+
+/// Performs one `POST`. Called on the SDK's upload thread only, one request at a time, so it may block.
+/// A thrown `URLError` counts as `.networkError`; any other error too, and is also reported as
+/// `upload.transport`. Swap in a fake here for tests.
+public protocol Transport: AnyObject {
+    func post(url: String, headers: [String: String], body: Data) throws -> TransportResult
+}
+
+/// Everything but the configuration and the directory; all optional.
+public struct ThreadlineOptions {
+    public var transport: Transport
+    /// Called with every refused or failed call, on the caller's thread or the upload thread.
+    public var errorHandler: (ThreadlineError) -> Void
+    public var noticeListener: ((Notice) -> Void)?
+    /// Send what is queued when the app goes to the background (the upload window before suspension).
+    public var flushOnBackground: Bool
+    /// Sent in the events' context.
+    public var userAgent: String?
+    /// Locale and time zone of the device, sent in the events' context.
+    public var reportEnvironment: Bool
+
+    public init(
+        transport: Transport = URLSessionTransport(),
+        errorHandler: @escaping (ThreadlineError) -> Void = ThreadlineOptions.log,
+        noticeListener: ((Notice) -> Void)? = nil,
+        flushOnBackground: Bool = true,
+        userAgent: String? = nil,
+        reportEnvironment: Bool = true
+    ) {
+        self.transport = transport
+        self.errorHandler = errorHandler
+        self.noticeListener = noticeListener
+        self.flushOnBackground = flushOnBackground
+        self.userAgent = userAgent
+        self.reportEnvironment = reportEnvironment
+    }
+
+    /// The default error handler: one line on the console (Kotlin: `ErrorHandler.LOG`).
+    public static let log: (ThreadlineError) -> Void = { e in NSLog("Threadline: %@", e.description) }
+}

@@ -1,0 +1,64 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The default `Transport`: a `URLSession` of its own (ephemeral: no cookies, no URL cache), with
+/// timeouts and without following redirects (a collector that redirects is misconfigured; the core
+/// treats the 3xx like any other answer). Kotlin: `HttpTransport` on `HttpURLConnection`.
+///
+/// `post` blocks the SDK's upload thread until the answer arrives: that thread exists for this, and one
+/// request at a time is what the core's pull model asks for.
+public final class URLSessionTransport: NSObject, Transport, URLSessionTaskDelegate {
+    private let timeout: TimeInterval
+    private lazy var session: URLSession = {
+        let c = URLSessionConfiguration.ephemeral
+        c.timeoutIntervalForRequest = timeout
+        c.timeoutIntervalForResource = timeout * 2
+        c.httpShouldSetCookies = false
+        c.urlCache = nil
+        return URLSession(configuration: c, delegate: self, delegateQueue: nil)
+    }()
+
+    /// `timeout`: seconds without data before a request fails (a network error: the core backs off).
+    public init(timeout: TimeInterval = 20) {
+        self.timeout = timeout
+        super.init()
+    }
+
+    public func post(url: String, headers: [String: String], body: Data) throws -> TransportResult {
+        guard let u = URL(string: url) else { throw URLError(.badURL) }
+        var req = URLRequest(url: u)
+        req.httpMethod = "POST"
+        req.httpBody = body
+        for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
+
+        let done = DispatchSemaphore(value: 0)
+        var result = TransportResult.networkError("no answer")
+        let task = session.dataTask(with: req) { _, response, error in
+            defer { done.signal() }
+            if let error = error {
+                result = .networkError(error.localizedDescription)
+                return
+            }
+            guard let http = response as? HTTPURLResponse, (100...599).contains(http.statusCode) else {
+                result = .networkError("not an HTTP answer")
+                return
+            }
+            result = .response(status: http.statusCode, retryAfter: http.value(forHTTPHeaderField: "Retry-After"))
+        }
+        task.resume()
+        done.wait()
+        return result
+    }
+
+    public func urlSession(
+        _ session: URLSession,
+        task: URLSessionTask,
+        willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest,
+        completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
+    }
+}
