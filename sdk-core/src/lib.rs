@@ -9,6 +9,7 @@
 //! See [`Client`] for the loop a binding runs.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+pub mod artifact;
 pub mod bucket;
 pub mod client;
 pub mod config;
