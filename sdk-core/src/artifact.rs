@@ -487,7 +487,7 @@ fn compile(raw: RawArtifact, limits: &Limits) -> Result<Artifact, ArtifactError>
             return Err(ArtifactError::DuplicateId { what: "offer", id: o.id });
         }
         let p = placement_index(&placements, &o.placement, format!("offer `{}`", o.id))?;
-        let mut compile_opt = |v: Option<Value>, what: &str| -> Result<Option<Condition>, ArtifactError> {
+        let compile_opt = |v: Option<Value>, what: &str| -> Result<Option<Condition>, ArtifactError> {
             v.map(|v| {
                 let item = format!("offer `{}` {what}", o.id);
                 check_audiences(&v, &item, &audiences)?;

@@ -19,6 +19,7 @@ pub mod delivery;
 pub mod event;
 pub mod identity;
 pub mod logic;
+pub mod profile;
 mod queue;
 pub mod snapshot;
 pub mod stats;
