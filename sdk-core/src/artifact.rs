@@ -788,6 +788,17 @@ mod tests {
     }
 
     #[test]
+    fn content_is_kept_byte_for_byte() {
+        let text =
+            br#"{"version":1,"bucketing":"murmur3_x86_32/v1","placements":[{"id":"p","default":{"id":"d",
+            "content": { "z" : 1,  "a":"<script>x</script>\u00e9", "n": 1.50 }}}]}"#;
+        let a = Artifact::parse(text, &Limits::default()).unwrap();
+        let p = a.placement("p").unwrap();
+        assert_eq!(p.default_content.get(), r#"{ "z" : 1,  "a":"<script>x</script>\u00e9", "n": 1.50 }"#);
+        assert_eq!(a.placement_ids().collect::<Vec<_>>(), ["p"]);
+    }
+
+    #[test]
     fn schedules_follow_the_persons_clock() {
         let s = schedule(
             RawSchedule {

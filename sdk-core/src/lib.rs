@@ -15,6 +15,7 @@ pub mod client;
 pub mod config;
 pub mod consent;
 pub mod context;
+pub mod decide;
 pub mod delivery;
 pub mod event;
 pub mod identity;
