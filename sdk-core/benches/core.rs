@@ -354,10 +354,12 @@ fn decide_artifact(n: usize) -> Vec<u8> {
     doc.to_string().into_bytes()
 }
 
-/// Decisions per second for 10, 100 and 1,000 offers: a person with a
-/// realistic history (60 product views over 20 products, purchases, cart
-/// adds, impressions), three slots wanted. Few offers qualify, so a decision
-/// walks far down the ranking: close to the worst case.
+/// Decisions per second for 10, 100 and 1,000 offers, three slots wanted:
+/// `offers_N` for a returning shopper with a realistic history (60 product
+/// views over 20 products, purchases, cart adds, impressions), for whom the
+/// walk down the ranking stops once three offers qualify; `new_visitor_N`
+/// for an empty history, where no offer qualifies and every condition of
+/// the placement is evaluated: the worst case.
 fn bench_decide(c: &mut Criterion) {
     use sdk_core::artifact::{Artifact, Limits};
     use sdk_core::decide::{DecideOptions, Engine};
@@ -401,6 +403,11 @@ fn bench_decide(c: &mut Criterion) {
         assert!(!d.is_empty());
         g.bench_function(format!("offers_{n}"), |b| {
             b.iter(|| black_box(engine.decide("home", black_box(&opts), &profile).ok()))
+        });
+        let empty = Profile::default();
+        assert!(engine.decide("home", &opts, &empty).expect("decides")[0].is_default);
+        g.bench_function(format!("new_visitor_{n}"), |b| {
+            b.iter(|| black_box(engine.decide("home", black_box(&opts), &empty).ok()))
         });
         if n == 1000 {
             g.bench_function("load_1000", |b| {
@@ -469,6 +476,13 @@ fn summary() {
         if let Some(ns) = mean_ns(&format!("decide/offers_{n}")) {
             println!(
                 "  decide, {n:>4} offers        {:>9.2} µs/decision {:>10.0} decisions/s",
+                ns / 1e3,
+                1e9 / ns
+            );
+        }
+        if let Some(ns) = mean_ns(&format!("decide/new_visitor_{n}")) {
+            println!(
+                "  decide, {n:>4}, none qualify  {:>9.2} µs/decision {:>10.0} decisions/s",
                 ns / 1e3,
                 1e9 / ns
             );

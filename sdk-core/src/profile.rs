@@ -30,6 +30,7 @@
 //! so `{"products": [{"productId": "slacks-01"}]}` counts for `slacks-01`.
 //! Values are compared as text: `42` and `"42"` are the same product.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -194,11 +195,11 @@ pub struct Profile {
 
 /// Property values as counter keys: text as is, numbers and booleans as
 /// JSON text; anything else is not counted.
-fn value_key(v: &Value) -> Option<String> {
+fn value_key(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         _ => None,
     }
 }
@@ -258,7 +259,7 @@ impl Profile {
         let products = properties.get("products").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
         for p in &self.config.properties {
             for source in std::iter::once(properties).chain(products) {
-                if let Some(k) = source.get(p).and_then(value_key) {
+                if let Some(k) = source.get(p).and_then(value_key).map(Cow::into_owned) {
                     if k.len() <= self.config.max_name_bytes && !keys.iter().any(|(q, v)| q == p && *v == k) {
                         keys.push((p.clone(), k));
                     }
@@ -312,7 +313,7 @@ impl Profile {
         let h = self.events.get(event)?;
         match filter {
             None => Some(&h.all),
-            Some(f) => h.by.get(f.property)?.get(&value_key(f.value)?),
+            Some(f) => h.by.get(f.property)?.get(value_key(f.value)?.as_ref()),
         }
     }
 
