@@ -263,20 +263,29 @@ impl Artifact {
             return Err(ArtifactError::TooLarge { bytes: bytes.len(), limit: limits.max_bytes });
         }
         check_depth(bytes, limits.max_depth)?;
-        let probe: Probe =
-            serde_json::from_slice(bytes).map_err(|e| ArtifactError::Malformed(e.to_string()))?;
-        match probe.version {
-            None => return Err(ArtifactError::MissingVersion),
-            Some(v) if v != VERSION => return Err(ArtifactError::UnknownVersion { found: v }),
-            Some(_) => {}
-        }
-        match probe.bucketing.as_deref() {
-            None | Some("murmur3_x86_32/v1") => {}
-            Some(other) => return Err(ArtifactError::UnknownBucketing(other.to_owned())),
-        }
-        let raw: RawArtifact =
-            serde_json::from_slice(bytes).map_err(|e| ArtifactError::Invalid(e.to_string()))?;
+        // Parse once; only when that fails, look at version and scheme to say why.
+        let raw: RawArtifact = match serde_json::from_slice(bytes) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let probe: Probe =
+                    serde_json::from_slice(bytes).map_err(|e| ArtifactError::Malformed(e.to_string()))?;
+                check_version(probe.version)?;
+                return Err(match probe.bucketing.as_deref() {
+                    Some(b) if b != "murmur3_x86_32/v1" => ArtifactError::UnknownBucketing(b.to_owned()),
+                    _ => ArtifactError::Invalid(e.to_string()),
+                });
+            }
+        };
+        check_version(Some(raw.version))?;
         compile(raw, limits)
+    }
+}
+
+fn check_version(v: Option<u64>) -> Result<(), ArtifactError> {
+    match v {
+        None => Err(ArtifactError::MissingVersion),
+        Some(v) if v != VERSION => Err(ArtifactError::UnknownVersion { found: v }),
+        Some(_) => Ok(()),
     }
 }
 
@@ -320,7 +329,6 @@ struct Probe {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawArtifact {
-    #[allow(dead_code)]
     version: u64,
     #[serde(default)]
     revision: Option<String>,

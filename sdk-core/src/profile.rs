@@ -252,7 +252,7 @@ impl Profile {
         if !self.events.contains_key(event) && self.events.len() >= self.config.max_events {
             let oldest = self.events.iter().min_by_key(|(_, h)| h.all.2).map(|(k, _)| k.clone());
             if let Some(h) = oldest.and_then(|k| self.events.remove(&k)) {
-                self.values -= h.by.values().map(BTreeMap::len).sum::<usize>();
+                self.values = self.values.saturating_sub(h.by.values().map(BTreeMap::len).sum::<usize>());
             }
         }
         let mut keys: Vec<(String, String)> = Vec::new();
@@ -384,7 +384,7 @@ impl Profile {
         while p.events.len() > p.config.max_events {
             let oldest = p.events.iter().min_by_key(|(_, h)| h.all.2).map(|(k, _)| k.clone());
             if let Some(h) = oldest.and_then(|k| p.events.remove(&k)) {
-                p.values -= h.by.values().map(BTreeMap::len).sum::<usize>();
+                p.values = p.values.saturating_sub(h.by.values().map(BTreeMap::len).sum::<usize>());
             }
         }
         while p.values > p.config.max_values {
@@ -420,7 +420,7 @@ fn evict_value(events: &mut BTreeMap<String, EventHistory>, values: &mut usize) 
     if let Some((_, e, p, v)) = oldest {
         if let Some(m) = events.get_mut(&e).and_then(|h| h.by.get_mut(&p)) {
             if m.remove(&v).is_some() {
-                *values -= 1;
+                *values = values.saturating_sub(1);
             }
             if m.is_empty() {
                 if let Some(h) = events.get_mut(&e) {
