@@ -73,6 +73,30 @@ pub struct Decision {
     pub is_default: bool,
 }
 
+/// Track events the bindings send for feedback (`displayed`, `clicked`):
+/// through the normal queue, so they obey consent and batching like any event.
+pub const DISPLAYED_EVENT: &str = "Offer Displayed";
+pub const CLICKED_EVENT: &str = "Offer Clicked";
+
+impl Decision {
+    /// Properties of the feedback events: enough for a collector to join
+    /// impressions and clicks to offers and experiment variants.
+    pub fn event_properties(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("decisionId".into(), self.decision_id.clone().into());
+        m.insert("placement".into(), self.placement.clone().into());
+        m.insert("offerId".into(), self.offer_id.clone().into());
+        if let Some(e) = &self.experiment_id {
+            m.insert("experimentId".into(), e.clone().into());
+        }
+        if let Some(v) = &self.variant_id {
+            m.insert("variantId".into(), v.clone().into());
+        }
+        m.insert("isDefault".into(), self.is_default.into());
+        m
+    }
+}
+
 /// The engine: the artifact in use and how new ones are checked.
 #[derive(Debug, Default)]
 pub struct Engine {
@@ -429,6 +453,13 @@ mod tests {
         let json = serde_json::to_value(&a[0]).unwrap();
         assert_eq!(json["content"], json!({"title": "Late deals"}));
         assert_eq!(json["offerId"], "night-owl");
+        let props = Value::Object(a[0].event_properties());
+        let want = json!({"decisionId": a[0].decision_id, "placement": "home", "offerId": "night-owl", "isDefault": false});
+        assert_eq!(props, want);
+        let hero = e.decide("hero", &opts(T0), &p).unwrap();
+        let props = hero[0].event_properties();
+        assert_eq!(props["experimentId"], "hero-test");
+        assert_eq!(props["variantId"], json!(hero[0].variant_id));
 
         let mut e = engine();
         assert!(matches!(e.load(b"{\"version\":9}", None), Err(ArtifactError::UnknownVersion { found: 9 })));
