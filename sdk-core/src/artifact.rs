@@ -545,7 +545,9 @@ fn compile(raw: RawArtifact, limits: &Limits) -> Result<Artifact, ArtifactError>
             return Err(bad("has no variants".into()));
         }
         let total: f64 = e.variants.iter().map(|v| v.weight).sum();
-        if e.variants.iter().any(|v| !(v.weight >= 0.0 && v.weight.is_finite())) || total <= 0.0 {
+        if e.variants.iter().any(|v| !(v.weight >= 0.0 && v.weight.is_finite()))
+            || !(total > 0.0 && total.is_finite())
+        {
             return Err(bad("variant weights must be non-negative and not all zero".into()));
         }
         // Rounded to whole buckets; `as` saturates, and the range is checked above.
@@ -941,6 +943,7 @@ mod tests {
         for (path, v) in [
             ("/experiments/0/variants/0/weight", json!(-1)),
             ("/experiments/0/variants", json!([{"id": "x", "weight": 0}])),
+            ("/experiments/0/variants", json!([{"id": "x", "weight": 1e308}, {"id": "y", "weight": 1e308}])),
             ("/experiments/0/variants", json!([])),
             ("/experiments/0/traffic", json!(1.5)),
             ("/experiments/0/variants/0/id", json!("holdout")),

@@ -171,8 +171,8 @@ struct EventHistory {
     by: BTreeMap<String, BTreeMap<String, Counter>>,
 }
 
-/// The persisted form, version 1.
-#[derive(Serialize, Deserialize)]
+/// The persisted form, version 1, as read back.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Stored {
     v: u64,
@@ -333,13 +333,18 @@ impl Profile {
     /// "p":{property:{value:counter}}}},"i":{offer:counter}}`, a counter being
     /// `[count, first, last, [[hour, n]...], [[day, n]...]]`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let stored = Stored {
-            v: VERSION,
-            t: self.traits.clone(),
-            e: self.events.clone(),
-            i: self.impressions.clone(),
-        };
-        serde_json::to_vec(&stored).unwrap_or_default()
+        #[derive(Serialize)]
+        struct Out<'a> {
+            v: u64,
+            #[serde(skip_serializing_if = "Map::is_empty")]
+            t: &'a Map<String, Value>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            e: &'a BTreeMap<String, EventHistory>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            i: &'a BTreeMap<String, Counter>,
+        }
+        let out = Out { v: VERSION, t: &self.traits, e: &self.events, i: &self.impressions };
+        serde_json::to_vec(&out).unwrap_or_default()
     }
 
     /// Restores a persisted profile, refusing it whole if it cannot be
