@@ -191,6 +191,8 @@ pub struct Profile {
     events: BTreeMap<String, EventHistory>,
     impressions: BTreeMap<String, Counter>,
     values: usize,
+    /// Set by every change, so the binding rewrites the stored copy only when needed.
+    changed: bool,
 }
 
 /// Property values as counter keys: text as is, numbers and booleans as
@@ -223,6 +225,7 @@ impl Profile {
         self.events.clear();
         self.impressions.clear();
         self.values = 0;
+        self.changed = true;
     }
 
     /// Merges traits (from `identify`); a `null` removes a trait. Refused
@@ -241,6 +244,7 @@ impl Profile {
             return Err(ProfileError::TraitsTooLarge { bytes, limit: self.config.max_trait_bytes });
         }
         self.traits = next;
+        self.changed = true;
         Ok(())
     }
 
@@ -267,6 +271,7 @@ impl Profile {
             }
         }
         self.events.entry(event.to_owned()).or_default().all.add(now);
+        self.changed = true;
         for (p, k) in keys {
             let known = self.events.get(event).and_then(|h| h.by.get(&p)).is_some_and(|m| m.contains_key(&k));
             let is_new = !known;
@@ -302,6 +307,13 @@ impl Profile {
             }
         }
         self.impressions.entry(offer_id.to_owned()).or_default().add(now);
+        self.changed = true;
+    }
+
+    /// Whether anything changed since the last call: the binding persists
+    /// [`Profile::to_bytes`] when it did (the client's `take_persist`).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Impressions of an offer in a window ending at `now`.
@@ -401,6 +413,7 @@ impl Profile {
                 p.impressions.remove(&k);
             }
         }
+        p.changed = false;
         Ok(p)
     }
 
@@ -561,7 +574,9 @@ mod tests {
         p.record("Product Viewed", &json!({"productId": "slacks-01"}), T0);
         p.record_impression("o", T0);
         let bytes = p.to_bytes();
-        let q = Profile::from_bytes(&bytes, ProfileConfig::default()).unwrap();
+        let mut q = Profile::from_bytes(&bytes, ProfileConfig::default()).unwrap();
+        assert!(p.take_changed() && !p.take_changed());
+        assert!(!q.take_changed(), "a restored profile has nothing new to save");
         assert_eq!(q, p);
         assert_eq!(q.traits(), json!({"plan": "gold"}).as_object().unwrap());
         let huge = json!({"bio": "x".repeat(10_000)});
