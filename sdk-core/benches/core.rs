@@ -7,7 +7,8 @@
 //! elements/s or bytes/s); a summary at the end gives every figure as
 //! events/s (and MB/s for batches and snapshots). Reports go to
 //! `target/criterion/`. `--bench core -- logic` runs only the condition
-//! evaluator's figures.
+//! evaluator's figures, `-- decide` the decision engine's (10, 100 and
+//! 1,000 offers; about 20 s).
 //!
 //! The workload is an e-commerce `Product Viewed` event with eight
 //! properties, on a client whose page context (URL with UTM parameters,
@@ -307,6 +308,126 @@ fn bench_logic(c: &mut Criterion) {
     g.finish();
 }
 
+/// An artifact with `n` offers on one placement, written as a marketer
+/// would: each offer targets a product the person viewed in the last week
+/// (a property-filtered history window), most also an audience, some have a
+/// schedule or a frequency cap, and all are suppressed once that product was
+/// bought. 20 audiences over traits and history are evaluated per decision.
+fn decide_artifact(n: usize) -> Vec<u8> {
+    use serde_json::json;
+    let audiences: Vec<serde_json::Value> = (0..20)
+        .map(|i| match i % 4 {
+            0 => json!({"id": format!("a{i}"), "condition": {">=": [{"count": ["Product Viewed", "24h"]}, i % 5]}}),
+            1 => json!({"id": format!("a{i}"), "condition": {"in": [{"var": "profile.plan"}, ["pro", "team"]]}}),
+            2 => json!({"id": format!("a{i}"), "condition": {"<": [{"daysSince": {"lastSeen": ["Order Completed"]}}, 30 + i]}}),
+            _ => json!({"id": format!("a{i}"), "condition": {">": [{"count": ["Added to Cart", "7d", {"category": "trousers"}]}, 0]}}),
+        })
+        .collect();
+    let offers: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let product = format!("p{}", i % 200);
+            let mut o = json!({
+                "id": format!("offer-{i:04}"), "placement": "home", "priority": (i * 7919) % 100,
+                "content": {"title": format!("Offer {i}"), "image": format!("/img/{i}.jpg"), "productId": product},
+                "condition": {"and": [
+                    {">=": [{"count": ["Product Viewed", "7d", {"productId": product}]}, 2]},
+                    {"inAudience": format!("a{}", i % 20)}
+                ]},
+                "suppress": {">": [{"count": ["Order Completed", "lifetime", {"productId": product}]}, 0]}
+            });
+            if i % 3 == 0 {
+                o["cap"] = json!({"max": 3, "per": "day"});
+            }
+            if i % 5 == 0 {
+                o["schedule"] = json!({"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"], "timeOfDay": {"from": "08:00", "to": "22:00"}});
+            }
+            o
+        })
+        .collect();
+    let doc = json!({
+        "version": 1, "bucketing": "murmur3_x86_32/v1",
+        "placements": [{"id": "home", "default": {"id": "welcome", "content": {"title": "Welcome"}}}],
+        "audiences": audiences, "offers": offers,
+        "experiments": [{"id": "home-test", "placement": "home", "holdout": 0.05,
+            "variants": [{"id": "control", "weight": 1}, {"id": "b", "weight": 1, "content": {"title": "B"}}]}]
+    });
+    doc.to_string().into_bytes()
+}
+
+/// Decisions per second for 10, 100 and 1,000 offers, three slots wanted:
+/// `offers_N` for a returning shopper with a realistic history (60 product
+/// views over 20 products, purchases, cart adds, impressions), for whom the
+/// walk down the ranking stops once three offers qualify; `new_visitor_N`
+/// for an empty history, where no offer qualifies and every condition of
+/// the placement is evaluated: the worst case.
+fn bench_decide(c: &mut Criterion) {
+    use sdk_core::artifact::{Artifact, Limits};
+    use sdk_core::decide::{DecideOptions, Engine};
+    use sdk_core::profile::Profile;
+    use serde_json::json;
+
+    let mut profile = Profile::default();
+    profile.set_traits(json!({"plan": "pro", "country": "DE"}).as_object().expect("object")).expect("fits");
+    for k in 0..60u64 {
+        let props = json!({"productId": format!("p{}", (k * 7) % 20), "category": "trousers", "price": 89.5});
+        profile.record("Product Viewed", &props, T0 - k * 2_400_000);
+    }
+    profile.record(
+        "Order Completed",
+        &json!({"products": [{"productId": "p3"}, {"productId": "p9"}]}),
+        T0 - 86_400_000,
+    );
+    profile.record("Added to Cart", &json!({"productId": "p1", "category": "trousers"}), T0 - 3_600_000);
+    for k in 0..50u64 {
+        profile.record_impression(&format!("offer-{:04}", k * 3), T0 - k * 600_000);
+    }
+    let page = json!({"page": {"path": "/", "url": "https://shop.example.com/"}});
+    let opts = DecideOptions {
+        max: 3,
+        context: page.as_object(),
+        now: T0,
+        utc_offset_minutes: 60,
+        device_id: Some("3f1c9a6e-5d1b-4c7e-9a42-1b2c3d4e5f60"),
+        personalization: true,
+        random: [7; 16],
+    };
+    let mut g = c.benchmark_group("decide");
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(1));
+    for n in [10usize, 100, 1000] {
+        let bytes = decide_artifact(n);
+        let mut engine = Engine::default();
+        engine.load(&bytes, None).expect("valid artifact");
+        let d = engine.decide("home", &opts, &profile).expect("decides");
+        assert!(!d.is_empty());
+        g.bench_function(format!("offers_{n}"), |b| {
+            b.iter(|| black_box(engine.decide("home", black_box(&opts), &profile).ok()))
+        });
+        let empty = Profile::default();
+        assert!(engine.decide("home", &opts, &empty).expect("decides")[0].is_default);
+        g.bench_function(format!("new_visitor_{n}"), |b| {
+            b.iter(|| black_box(engine.decide("home", black_box(&opts), &empty).ok()))
+        });
+        if n == 1000 {
+            g.bench_function("load_1000", |b| {
+                b.iter(|| black_box(Artifact::parse(&bytes, &Limits::default()).ok()))
+            });
+        }
+    }
+    g.bench_function("profile_record", |b| {
+        let props = json!({"productId": "p4", "category": "trousers", "price": 89.5});
+        let mut p = profile.clone();
+        let mut now = T0;
+        b.iter(|| {
+            now += 1000;
+            p.record("Product Viewed", black_box(&props), now)
+        })
+    });
+    g.bench_function("profile_to_bytes", |b| b.iter(|| black_box(profile.to_bytes())));
+    g.finish();
+}
+
 static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
 
 thread_local! {
@@ -351,6 +472,25 @@ fn summary() {
     if let Some(ns) = mean_ns("logic/compile_decision") {
         println!("  condition compile          {:>9.0} ns/condition", ns);
     }
+    for n in [10, 100, 1000] {
+        if let Some(ns) = mean_ns(&format!("decide/offers_{n}")) {
+            println!(
+                "  decide, {n:>4} offers        {:>9.2} µs/decision {:>10.0} decisions/s",
+                ns / 1e3,
+                1e9 / ns
+            );
+        }
+        if let Some(ns) = mean_ns(&format!("decide/new_visitor_{n}")) {
+            println!(
+                "  decide, {n:>4}, none qualify  {:>9.2} µs/decision {:>10.0} decisions/s",
+                ns / 1e3,
+                1e9 / ns
+            );
+        }
+    }
+    if let Some(ns) = mean_ns("decide/load_1000") {
+        println!("  load artifact, 1000 offers {:>9.2} ms", ns / 1e6);
+    }
     for (id, events, bytes) in SIZES.with(|s| s.borrow().clone()) {
         if let Some(ns) = mean_ns(id) {
             let secs = ns / 1e9;
@@ -364,7 +504,7 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, bench_track, bench_batch, bench_snapshot, bench_logic);
+criterion_group!(benches, bench_track, bench_batch, bench_snapshot, bench_logic, bench_decide);
 
 fn main() {
     let _ = STARTED.set(std::time::SystemTime::now());

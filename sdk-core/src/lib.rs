@@ -9,15 +9,18 @@
 //! See [`Client`] for the loop a binding runs.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+pub mod artifact;
 pub mod bucket;
 pub mod client;
 pub mod config;
 pub mod consent;
 pub mod context;
+pub mod decide;
 pub mod delivery;
 pub mod event;
 pub mod identity;
 pub mod logic;
+pub mod profile;
 mod queue;
 pub mod snapshot;
 pub mod stats;
