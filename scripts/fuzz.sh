@@ -17,7 +17,7 @@ log() { echo "fuzz: $*" >&2; }
 secs="${1:-180}"
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(tcf_decode snapshot_restore logic_eval)
+[ ${#targets[@]} -gt 0 ] || targets=(tcf_decode snapshot_restore logic_eval artifact_load)
 case "$secs" in '' | *[!0-9]*) log "seconds must be a whole number, got '$secs'"; exit 2 ;; esac
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
