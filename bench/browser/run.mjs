@@ -19,6 +19,7 @@ import { brotliCompressSync, constants as zc, gzipSync } from 'node:zlib';
 
 import { ROOT, startCollector, waitFor } from '../../tests/lib/collector.mjs';
 import { CHROMIUM, launch } from '../../tests/lib/browser.mjs';
+import { machine } from '../lib/machine.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PAGE_DIR = join(HERE, 'page');
@@ -90,26 +91,6 @@ const roundAll = (o, d) => Object.fromEntries(Object.entries(o).map(([k, v]) => 
 
 // ---------- machine ----------
 
-function machine() {
-  let cpu = cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m);
-    if (m) cpu = m[1].trim();
-  } catch {}
-  let nproc = cpus().length;
-  try {
-    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
-  } catch {}
-  let commit = null;
-  try {
-    commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'sdk-core', 'sdk-wasm', 'npm/src'], {
-      encoding: 'utf8',
-    }).trim();
-    if (dirty) commit += '+dirty';
-  } catch {}
-  return { nproc, cpu, node: process.version, commit };
-}
 
 // ---------- size ----------
 
