@@ -327,9 +327,9 @@ const FIGURES = [
   { key: 'task', label: 'main-thread µs/event incl. deferred work', round: (x) => x.track?.taskUsPerEvent, d: 1, better: 'low' },
   { key: 'calls', label: '`track` calls timed (of the budget)', round: (x) => x.track?.calls, d: 0, better: 'high' },
   { key: 'heap', label: `JS heap growth, ${(WARM_N + TRACK_N).toLocaleString('en')} events then GC (KiB)`, round: (x) => x.track?.heapGrowthKiB, d: 0, better: 'low' },
-  { key: 'requests', label: 'requests per 1,000 events', round: (x) => x.wire?.requests, d: 0, better: 'low' },
-  { key: 'wireBytes', label: 'bytes on the wire per 1,000 events (KiB, bodies + headers)', round: (x) => x.wire?.bytes / 1024, d: 1, better: 'low' },
-  { key: 'bodyBytes', label: 'of which bodies (KiB)', round: (x) => x.wire?.bodyBytes / 1024, d: 1, better: 'low' },
+  { key: 'requests', label: 'requests per 1,000 events', round: (x) => x.wire?.requests, d: 0, better: 'low', complete: true },
+  { key: 'wireBytes', label: 'bytes on the wire per 1,000 events (KiB, bodies + headers)', round: (x) => x.wire?.bytes / 1024, d: 1, better: 'low', complete: true },
+  { key: 'bodyBytes', label: 'of which bodies (KiB)', round: (x) => x.wire?.bodyBytes / 1024, d: 1, better: 'low', complete: true },
   { key: 'deliveredFlush', label: `delivered of ${LIFE_N} after flush`, round: (x) => x.wire?.delivered, d: 0, better: 'high' },
   { key: 'deliveredClose', label: `delivered of ${LIFE_N}, page closed (${CLOSE_WAIT_MS / 1000} s)`, round: (x) => x.close?.delivered, d: 0, better: 'high' },
   { key: 'deliveredNextVisit', label: `the same, once the site is opened again`, round: (x) => x.close?.afterNextVisit, d: 0, better: 'high' },
@@ -362,7 +362,10 @@ function ratios(result) {
   if (!ours) return out;
   for (const f of FIGURES) {
     const o = ours.figures[f.key]?.median;
+    // Wire figures compare only peers that delivered every event: a peer
+    // whose rate limiter dropped most of them sends fewer bytes for less.
     const vals = peers
+      .filter((p) => !f.complete || p.figures.deliveredFlush?.median === LIFE_N)
       .map((p) => ({ name: p.name, v: p.figures[f.key]?.median }))
       .filter((x) => Number.isFinite(x.v));
     if (!Number.isFinite(o) || !vals.length) continue;
