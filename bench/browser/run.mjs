@@ -15,11 +15,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brotliCompressSync, constants as zc, gzipSync } from 'node:zlib';
 
 import { ROOT, startCollector, waitFor } from '../../tests/lib/collector.mjs';
 import { CHROMIUM, launch } from '../../tests/lib/browser.mjs';
-import { machine } from '../lib/machine.mjs';
+import { compressedSizes, machine } from '../lib/measure.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PAGE_DIR = join(HERE, 'page');
@@ -99,17 +98,7 @@ function sizes() {
   const total = { raw: 0, gzip9: 0, brotli11: 0 };
   for (const f of FILES) {
     const buf = readFileSync(join(DIST, f));
-    const row = {
-      raw: buf.length,
-      gzip9: gzipSync(buf, { level: 9 }).length,
-      brotli11: brotliCompressSync(buf, {
-        params: {
-          [zc.BROTLI_PARAM_QUALITY]: 11,
-          [zc.BROTLI_PARAM_SIZE_HINT]: buf.length,
-          [zc.BROTLI_PARAM_MODE]: f.endsWith('.js') ? zc.BROTLI_MODE_TEXT : zc.BROTLI_MODE_GENERIC,
-        },
-      }).length,
-    };
+    const row = compressedSizes(buf, f);
     files[f] = row;
     for (const k of Object.keys(total)) total[k] += row[k];
   }

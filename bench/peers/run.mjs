@@ -14,12 +14,11 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { brotliCompressSync, constants as zc, gzipSync } from 'node:zlib';
 
 import { ROOT } from '../../tests/lib/collector.mjs';
 import { CHROMIUM, launch } from '../../tests/lib/browser.mjs';
 import { startSink } from './lib/sink.mjs';
-import { machine as sharedMachine } from '../lib/machine.mjs';
+import { compressedSizes, machine as sharedMachine } from '../lib/measure.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 // The peers are pinned in package-lock.json; install them on first use (the
@@ -94,17 +93,7 @@ function sizeOf(files) {
   const rows = {};
   for (const f of [...files].sort()) {
     const buf = readFileSync(f);
-    const row = {
-      raw: buf.length,
-      gzip9: gzipSync(buf, { level: 9 }).length,
-      brotli11: brotliCompressSync(buf, {
-        params: {
-          [zc.BROTLI_PARAM_QUALITY]: 11,
-          [zc.BROTLI_PARAM_SIZE_HINT]: buf.length,
-          [zc.BROTLI_PARAM_MODE]: f.endsWith('.wasm') ? zc.BROTLI_MODE_GENERIC : zc.BROTLI_MODE_TEXT,
-        },
-      }).length,
-    };
+    const row = compressedSizes(buf, f);
     rows[relative(ROOT, f)] = row;
     for (const k of Object.keys(total)) total[k] += row[k];
   }

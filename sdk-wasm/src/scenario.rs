@@ -17,8 +17,8 @@ use std::fmt;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use sdk_core::{
-    Client, Config, ConfigError, ConsentError, DeliveryError, EventError, IdentityError, Millis, NextUpload,
-    Notice, Outcome, SnapshotError, Store, Transport, Upload,
+    Client, Config, ConfigError, ConsentError, DeliveryError, EventError, Millis, NextUpload, Notice,
+    Outcome, SnapshotError, Store, Transport, Upload,
 };
 use wasm_bindgen::prelude::*;
 
@@ -73,25 +73,9 @@ impl HarnessError {
     /// The README's error kind for the core's event and consent errors.
     fn kind(&self) -> &'static str {
         match self {
-            HarnessError::Event(e) => match e {
-                EventError::Empty { .. } => "event.empty",
-                EventError::NameTooLong { .. } => "event.nameTooLong",
-                EventError::NotAnObject { .. } => "event.notAnObject",
-                EventError::TooDeep { .. } => "event.tooDeep",
-                EventError::TooLarge { .. } => "event.tooLarge",
-                EventError::Identity(i) => match i {
-                    IdentityError::NotAnObject(_) => "identity.notAnObject",
-                    IdentityError::BadNamespace(_) => "identity.badNamespace",
-                    IdentityError::BadValue { .. } => "identity.badValue",
-                    IdentityError::BadEmail(_) => "identity.badEmail",
-                    IdentityError::BadPhone(_) => "identity.badPhone",
-                    IdentityError::PhoneNeedsCountryCode(_) => "identity.phoneNeedsCountryCode",
-                },
-            },
-            HarnessError::Consent(e) => match e {
-                ConsentError::Invalid(_) => "consent.invalid",
-                ConsentError::Tcf(_) => "consent.tcf",
-            },
+            // The cross-platform kinds are defined once, in the core.
+            HarnessError::Event(e) => e.kind(),
+            HarnessError::Consent(e) => e.kind(),
             HarnessError::Config(_) => "config.invalid",
             HarnessError::Snapshot(_) => "snapshot.refused",
             HarnessError::Delivery(_) => "delivery.unknownUpload",

@@ -1,4 +1,4 @@
-// What a benchmark result was measured on: CPU model, cores, Node, and the
+// Shared by the benchmarks. What a result was measured on: CPU model, cores, Node, and the
 // commit (marked +dirty when the SDK's sources differ from it). Shared by
 // bench/browser and bench/peers so both report the machine the same way.
 import { execFileSync } from 'node:child_process';
@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, constants as zc, gzipSync } from 'node:zlib';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -28,4 +29,19 @@ export function machine() {
     if (dirty) commit += '+dirty';
   } catch {}
   return { cpu, nproc, node: process.version, commit };
+}
+
+/** Raw, gzip -9 and brotli 11 sizes of one file's bytes, as the benchmarks report them. */
+export function compressedSizes(buf, name) {
+  return {
+    raw: buf.length,
+    gzip9: gzipSync(buf, { level: 9 }).length,
+    brotli11: brotliCompressSync(buf, {
+      params: {
+        [zc.BROTLI_PARAM_QUALITY]: 11,
+        [zc.BROTLI_PARAM_SIZE_HINT]: buf.length,
+        [zc.BROTLI_PARAM_MODE]: /\.(m?js|json|css|html)$/.test(name) ? zc.BROTLI_MODE_TEXT : zc.BROTLI_MODE_GENERIC,
+      },
+    }).length,
+  };
 }
