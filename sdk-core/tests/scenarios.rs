@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sdk_core::{
-    Client, Config, ConsentError, EventError, IdentityError, Millis, NextUpload, Notice, Outcome, Persist,
-    Store, Transport,
+    Client, Config, ConsentError, EventError, Millis, NextUpload, Notice, Outcome, Persist, Store, Transport,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -79,30 +78,14 @@ fn draw(seed: &str, n: u64) -> [u8; 16] {
     out
 }
 
+/// The kinds of the README's table are the core's own names
+/// (`EventError::kind`, `ConsentError::kind`), which every binding reports.
 fn event_error_kind(e: &EventError) -> String {
-    match e {
-        EventError::Empty { .. } => "event.empty".into(),
-        EventError::NameTooLong { .. } => "event.nameTooLong".into(),
-        EventError::NotAnObject { .. } => "event.notAnObject".into(),
-        EventError::TooDeep { .. } => "event.tooDeep".into(),
-        EventError::TooLarge { .. } => "event.tooLarge".into(),
-        EventError::Identity(i) => match i {
-            IdentityError::NotAnObject(_) => "identity.notAnObject",
-            IdentityError::BadNamespace(_) => "identity.badNamespace",
-            IdentityError::BadValue { .. } => "identity.badValue",
-            IdentityError::BadEmail(_) => "identity.badEmail",
-            IdentityError::BadPhone(_) => "identity.badPhone",
-            IdentityError::PhoneNeedsCountryCode(_) => "identity.phoneNeedsCountryCode",
-        }
-        .into(),
-    }
+    e.kind().into()
 }
 
 fn consent_error_kind(e: &ConsentError) -> String {
-    match e {
-        ConsentError::Invalid(_) => "consent.invalid".into(),
-        ConsentError::Tcf(_) => "consent.tcf".into(),
-    }
+    e.kind().into()
 }
 
 #[derive(Default)]
