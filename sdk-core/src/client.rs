@@ -35,10 +35,13 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, ConfigError};
 use crate::consent::{self, Choice, Consent, ConsentError, ConsentState, ConsentUpdate, Source};
 use crate::context::{Context, Environment, Page};
+use crate::decide::{DecideError, DecideOptions, Decision, Feedback, CLICKED_EVENT, DISPLAYED_EVENT};
 use crate::delivery::{Delivery, DeliveryError, NextUpload, Outcome, Upload};
 use crate::event::{self, check_name, check_object, EventError, Kind, Parts};
 use crate::identity::{self, Device, Identity, Session, Touch};
+use crate::profile::{Profile, ProfileError};
 use crate::queue::{Queue, State};
+use crate::rules::{Rules, RulesError, RulesEvent, RulesFetch, RulesResponse};
 use crate::snapshot::{self, EventOut, SnapshotError};
 use crate::stats::Stats;
 use crate::time::Millis;
@@ -61,6 +64,13 @@ pub struct Persist {
     /// The device record: id, creation, expiry, consent. The web binding
     /// keeps it in a cookie on the registrable domain; it changes rarely.
     pub device: Option<Store>,
+    /// The on-device profile that decisions read (history counters,
+    /// traits, impressions, experiment assignments). Kept only with
+    /// `personalization` consent and while a rules configuration exists.
+    pub profile: Option<Store>,
+    /// The cached rules artifact (no personal data; stored while storage
+    /// is in use, like everything else).
+    pub rules: Option<Store>,
     /// `analytics` was denied: besides the slots above, delete everything
     /// this SDK ever stored on the device (other tabs' stored queues too).
     pub wipe: bool,
@@ -68,7 +78,12 @@ pub struct Persist {
 
 impl Persist {
     pub fn is_empty(&self) -> bool {
-        self.queue.is_none() && self.identity.is_none() && self.device.is_none() && !self.wipe
+        self.queue.is_none()
+            && self.identity.is_none()
+            && self.device.is_none()
+            && self.profile.is_none()
+            && self.rules.is_none()
+            && !self.wipe
     }
 }
 
@@ -82,6 +97,15 @@ pub enum Notice {
     /// The consent now in force, as `getConsent()` reports it.
     ConsentChanged {
         consent: ConsentView,
+    },
+    /// A rules artifact is in use now (`ready()` resolves).
+    RulesLoaded {
+        revision: Option<String>,
+    },
+    /// An artifact was refused; the previous one (if any) stays in use.
+    RulesRejected {
+        kind: &'static str,
+        message: String,
     },
 }
 
@@ -150,6 +174,30 @@ pub struct Client {
     /// Counts `reset`s, so held events of a person who left never get the
     /// device id of whoever comes next.
     person: u64,
+    rules: Rules,
+    profile: Profile,
+    /// Time of the first profile change not yet handed out for persisting.
+    profile_dirty_since: Option<Millis>,
+    /// The stored profile must go (personalization denied, reset).
+    profile_remove: bool,
+    /// Feedback already recorded, by decision id and kind, so a view that
+    /// renders twice (React's strict mode) does not count twice against caps.
+    feedback_seen: VecDeque<(String, bool)>,
+}
+
+/// Feedback remembered for de-duplication.
+const FEEDBACK_SEEN: usize = 64;
+
+/// What a `decide` call asks besides the placement.
+#[derive(Debug, Clone, Copy)]
+pub struct DecideRequest<'a> {
+    /// Decisions wanted (slots in the placement); at least one.
+    pub max: usize,
+    /// A JSON object merged into the condition data (`page`, `app`, `cart`,
+    /// ...); the client adds `consent`, and `page` when the host set one.
+    pub context: Option<&'a str>,
+    /// The person's offset from UTC now, in minutes (60 for Berlin in winter).
+    pub utc_offset_minutes: i32,
 }
 
 /// A second, independent 16 bytes from one caller-supplied draw, so one
@@ -169,6 +217,8 @@ impl Client {
     /// [`Client::restore_device`]).
     pub fn new(config: Config, now: Millis, random: [u8; 16]) -> Result<Client, ConfigError> {
         config.validate()?;
+        let rules = Rules::new(config.rules.clone().unwrap_or_default(), Default::default(), now)
+            .map_err(|e| ConfigError::Rules(e.to_string()))?;
         let consent = ConsentState::new(&config.consent);
         let mut context = Context::new(config.library.clone());
         context.set_consent(consent.effective());
@@ -187,6 +237,11 @@ impl Client {
             device_dirty: false,
             wipe: false,
             person: 0,
+            rules,
+            profile: Profile::new(config.profile.clone()),
+            profile_dirty_since: None,
+            profile_remove: false,
+            feedback_seen: VecDeque::new(),
             config,
         };
         if c.analytics() == Choice::Granted {
@@ -239,7 +294,17 @@ impl Client {
 
     /// What happened since the last call, oldest first.
     pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.collect_rules_events();
         std::mem::take(&mut self.notices)
+    }
+
+    fn collect_rules_events(&mut self) {
+        for e in self.rules.take_events() {
+            self.notices.push(match e {
+                RulesEvent::Loaded { revision } => Notice::RulesLoaded { revision },
+                RulesEvent::Rejected { kind, message } => Notice::RulesRejected { kind, message },
+            });
+        }
     }
 
     // ---- consent ---------------------------------------------------------
@@ -357,6 +422,9 @@ impl Client {
         }
         self.context.set_consent(after);
         self.notices.push(Notice::ConsentChanged { consent: self.consent_view() });
+        if before.personalization == Choice::Granted && after.personalization != Choice::Granted {
+            self.forget_profile();
+        }
         match after.analytics {
             Choice::Granted => {
                 if self.identity.device.is_none() {
@@ -383,6 +451,11 @@ impl Client {
         self.identity.device = Some(Device::new(random, now, &self.config.identity, self.consent.base()));
         self.device_dirty = true;
         self.identity_dirty = Dirty::Now;
+        // Storage is in use again: what lived in memory only is stored now.
+        self.rules.mark_cache_dirty();
+        if self.profiling() {
+            self.profile_dirty_since.get_or_insert(now);
+        }
     }
 
     /// Held events enter the queue, in order, with the device id. Events
@@ -455,6 +528,223 @@ impl Client {
         }
     }
 
+    // ---- decisions -------------------------------------------------------
+
+    /// The profile is kept while `personalization` is granted and decisions
+    /// are in use (a `rules` configuration, or an artifact handed over):
+    /// an SDK used only for analytics keeps no history at all.
+    fn profiling(&self) -> bool {
+        self.consent.effective().personalization == Choice::Granted
+            && (self.config.rules.is_some() || self.rules.is_ready())
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// `personalization` went or the person left: the history goes, in
+    /// memory and in storage.
+    fn forget_profile(&mut self) {
+        self.profile.clear();
+        self.profile.take_changed();
+        self.profile_dirty_since = None;
+        self.profile_remove = true;
+    }
+
+    /// Counts an accepted event in the profile.
+    fn learn(&mut self, event: &str, properties: Option<&str>, name: Option<&str>, now: Millis) {
+        if !self.profiling() {
+            return;
+        }
+        let mut props: serde_json::Value =
+            properties.and_then(|p| serde_json::from_str(p).ok()).unwrap_or(serde_json::Value::Null);
+        if let (Some(n), Some(m)) = (name, props.as_object_mut()) {
+            m.insert("name".into(), n.into());
+        } else if let Some(n) = name {
+            props = serde_json::json!({ "name": n });
+        }
+        self.profile.record(event, &props, now);
+        self.profile_dirty_since.get_or_insert(now);
+    }
+
+    /// Takes the stored profile. Ignored unless `personalization` is
+    /// granted; while it is denied the stored copy is deleted.
+    pub fn restore_profile(&mut self, bytes: &[u8]) -> Result<(), ProfileError> {
+        match self.consent.effective().personalization {
+            Choice::Granted => {}
+            Choice::Denied => {
+                self.profile_remove = true;
+                return Ok(());
+            }
+            Choice::Pending => return Ok(()),
+        }
+        self.profile = Profile::from_bytes(bytes, self.config.profile.clone())?;
+        Ok(())
+    }
+
+    /// Which offers to show in `placement` now: synchronous, offline, from
+    /// the artifact in use and the on-device profile. Without
+    /// `personalization` consent, the placement's default offer and nothing
+    /// read from the profile. Experiment variants are remembered in the
+    /// profile, so they stay put when the artifact changes.
+    pub fn decide(
+        &mut self,
+        placement: &str,
+        request: &DecideRequest<'_>,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Vec<Decision>, DecideError> {
+        let mut data: serde_json::Map<String, serde_json::Value> = match request.context {
+            Some(c) => serde_json::from_str(c).map_err(|e| DecideError::InvalidContext(e.to_string()))?,
+            None => serde_json::Map::new(),
+        };
+        if !data.contains_key("consent") {
+            data.insert("consent".into(), serde_json::to_value(self.consent_view()).unwrap_or_default());
+        }
+        if let (false, Some(page)) = (data.contains_key("page"), self.context.page()) {
+            data.insert("page".into(), serde_json::to_value(page).unwrap_or_default());
+        }
+        let personalization = self.consent.effective().personalization == Choice::Granted;
+        let opts = DecideOptions {
+            max: request.max.max(1),
+            context: Some(&data),
+            now,
+            utc_offset_minutes: request.utc_offset_minutes,
+            device_id: self.identity.anonymous_id().filter(|_| self.analytics() == Choice::Granted),
+            personalization,
+            random,
+        };
+        let decisions = self.rules.engine().decide(placement, &opts, &self.profile)?;
+        if self.profiling() {
+            for d in &decisions {
+                if let (Some(e), Some(v)) = (&d.experiment_id, &d.variant_id) {
+                    self.profile.assign(e, v, now);
+                }
+            }
+            if self.profile.take_changed() {
+                self.profile_dirty_since.get_or_insert(now);
+            }
+        }
+        Ok(decisions)
+    }
+
+    /// The host showed a decision: counts an impression (frequency caps)
+    /// and records `Offer Displayed`. `decision` is the decision's JSON as
+    /// `decide` returned it. The same decision reported twice counts once;
+    /// `Ok(None)` then.
+    pub fn displayed(
+        &mut self,
+        decision: &str,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Option<String>, EventError> {
+        self.feedback(decision, false, now, random)
+    }
+
+    /// The person clicked a decision: records `Offer Clicked` (once per decision).
+    pub fn clicked(
+        &mut self,
+        decision: &str,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Option<String>, EventError> {
+        self.feedback(decision, true, now, random)
+    }
+
+    fn feedback(
+        &mut self,
+        decision: &str,
+        click: bool,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Option<String>, EventError> {
+        let limits = &self.config.limits;
+        let r = serde_json::from_str::<Feedback>(decision)
+            .map_err(|e| EventError::NotAnObject { what: "decision", reason: e.to_string() })
+            .and_then(|f| {
+                check_name("decisionId", &f.decision_id, limits)?;
+                check_name("placement", &f.placement, limits)?;
+                check_name("offerId", &f.offer_id, limits)?;
+                Ok(f)
+            });
+        let f = self.counted(r)?;
+        if self.feedback_seen.iter().any(|(id, c)| *id == f.decision_id && *c == click) {
+            return Ok(None);
+        }
+        let props = serde_json::to_string(&f.event_properties()).unwrap_or_default();
+        let name = if click { CLICKED_EVENT } else { DISPLAYED_EVENT };
+        let id = self.track(name, Some(&props), now, random)?;
+        if !click && !f.is_default && self.profiling() {
+            self.profile.record_impression(&f.offer_id, now);
+            self.profile_dirty_since.get_or_insert(now);
+        }
+        if self.feedback_seen.len() >= FEEDBACK_SEEN {
+            self.feedback_seen.pop_front();
+        }
+        self.feedback_seen.push_back((f.decision_id, click));
+        Ok(Some(id))
+    }
+
+    // ---- rules artifact ----------------------------------------------------
+
+    /// Whether an artifact is loaded (`ready()`).
+    pub fn rules_ready(&self) -> bool {
+        self.rules.is_ready()
+    }
+
+    /// The revision label of the artifact in use.
+    pub fn rules_revision(&self) -> Option<&str> {
+        self.rules.engine().artifact().and_then(|a| a.revision.as_deref())
+    }
+
+    /// An artifact from the host (inline in the page, bundled in the app),
+    /// with its detached signature as base64. Unless `replace`, it is taken
+    /// only while none is loaded, so a bundled copy never overrides a newer
+    /// cached one. Returns whether it is in use now; on an error the
+    /// previous artifact stays.
+    pub fn load_rules(
+        &mut self,
+        artifact: &str,
+        signature: Option<&str>,
+        replace: bool,
+        now: Millis,
+    ) -> Result<bool, RulesError> {
+        let r = self.rules.provide(artifact, signature, replace, now);
+        self.collect_rules_events();
+        r
+    }
+
+    /// The cached artifact from the previous run (the `rules` slot).
+    pub fn restore_rules(&mut self, bytes: &[u8], now: Millis) -> Result<(), RulesError> {
+        let r = self.rules.restore(bytes, now);
+        self.collect_rules_events();
+        r
+    }
+
+    /// The next artifact request to perform, when one is due.
+    pub fn next_rules_fetch(&mut self, now: Millis) -> Option<RulesFetch> {
+        self.rules.next_fetch(now)
+    }
+
+    /// Reports an artifact request; may return a follow-up request (the
+    /// signature of a changed artifact) to perform at once.
+    pub fn rules_fetched(
+        &mut self,
+        id: u64,
+        response: RulesResponse<'_>,
+        now: Millis,
+        random: u32,
+    ) -> Result<Option<RulesFetch>, RulesError> {
+        let r = self.rules.fetched(id, response, now, random);
+        self.collect_rules_events();
+        r
+    }
+
+    /// Revalidates the artifact at once (the host's `refreshRules()`).
+    pub fn refresh_rules(&mut self, now: Millis) {
+        self.rules.refresh(now);
+    }
+
     // ---- events ----------------------------------------------------------
 
     /// Records a `track` event; returns its messageId. While `analytics` is
@@ -470,7 +760,9 @@ impl Client {
         let r = check_name("event name", event, &self.config.limits)
             .and_then(|()| check_object("properties", properties, &self.config.limits));
         let props = self.counted(r)?;
-        self.record(Kind::Track { event }, props, None, None, now, random)
+        let id = self.record(Kind::Track { event }, props, None, None, now, random)?;
+        self.learn(event, props.map(RawValue::get), None, now);
+        Ok(id)
     }
 
     /// Records a `page` event. Its properties start from the current page
@@ -496,7 +788,9 @@ impl Client {
             merged.extend(event::parse_object(user.get()));
         }
         let merged = Some(event::object_json(&merged));
-        self.record(Kind::Page { name }, merged.as_deref(), None, None, now, random)
+        let id = self.record(Kind::Page { name }, merged.as_deref(), None, None, now, random)?;
+        self.learn(PAGE_EVENT, merged.as_deref().map(RawValue::get), name, now);
+        Ok(id)
     }
 
     /// Records a `screen` event (apps).
@@ -511,7 +805,9 @@ impl Client {
         let r = check_name("screen name", name, limits)
             .and_then(|()| check_object("properties", properties, limits));
         let props = self.counted(r)?;
-        self.record(Kind::Screen { name }, props, None, None, now, random)
+        let id = self.record(Kind::Screen { name }, props, None, None, now, random)?;
+        self.learn(SCREEN_EVENT, props.map(RawValue::get), Some(name), now);
+        Ok(id)
     }
 
     /// Attaches a known user id, traits and namespaced ids
@@ -560,6 +856,17 @@ impl Client {
             }
             _ => (self.identity.user_id, self.identity.ids) = previous,
         }
+        if let (Ok(_), Some(t)) = (&result, traits) {
+            // The profile's traits follow `personalization`, not
+            // `analytics`: they never leave the device. Traits past the
+            // profile's byte bound are left out of it (the event carries them).
+            if self.profiling() {
+                let traits = serde_json::from_str(t.get()).unwrap_or_default();
+                if self.profile.set_traits(&traits).is_ok() {
+                    self.profile_dirty_since.get_or_insert(now);
+                }
+            }
+        }
         result
     }
 
@@ -598,6 +905,7 @@ impl Client {
         self.identity.forget_person();
         self.context.set_session(None);
         self.identity_dirty = Dirty::Now;
+        self.forget_profile();
         if self.analytics() == Choice::Granted {
             self.create_device(now, fork(random, b"reset"));
         } else if self.identity.device.take().is_some() {
@@ -802,11 +1110,14 @@ impl Client {
         } else {
             (None, None)
         };
-        [upload, self.persist_due(), beacon].into_iter().flatten().min()
+        [upload, self.persist_due(), beacon, self.rules.due()].into_iter().flatten().min()
     }
 
     fn persist_due(&self) -> Option<Millis> {
-        if self.wipe || (self.device_dirty && (self.may_store() || self.identity.device.is_none())) {
+        if self.wipe
+            || self.profile_remove
+            || (self.device_dirty && (self.may_store() || self.identity.device.is_none()))
+        {
             return Some(0);
         }
         if !self.may_store() {
@@ -818,6 +1129,8 @@ impl Client {
             Dirty::Now => Some(0),
             Dirty::Since(t) => Some(t.saturating_add(debounce)),
         };
+        let profile = self.profile_dirty_since.map(|t| t.saturating_add(debounce));
+        let rules = self.rules.cache_pending().then_some(0);
         // An empty queue is written at once: it is cheap, and it means no
         // timer has to stay armed while nothing is queued.
         let queue = self.queue_dirty_since.map(|since| {
@@ -827,7 +1140,7 @@ impl Client {
                 since.saturating_add(debounce)
             }
         });
-        [identity, queue].into_iter().flatten().min()
+        [identity, queue, profile, rules].into_iter().flatten().min()
     }
 
     /// Storage work that is due (or all of it with `force`, when the page is
@@ -841,6 +1154,12 @@ impl Client {
             out.queue = Some(Store::Remove);
             out.identity = Some(Store::Remove);
             out.device = Some(Store::Remove);
+            out.profile = Some(Store::Remove);
+            out.rules = Some(Store::Remove);
+            self.profile_remove = false;
+        }
+        if std::mem::take(&mut self.profile_remove) {
+            out.profile = Some(Store::Remove);
         }
         if std::mem::take(&mut self.device_dirty) {
             out.device = Some(match &self.identity.device {
@@ -853,6 +1172,8 @@ impl Client {
                     // with the next device id.
                     out.identity = Some(Store::Remove);
                     out.queue = Some(Store::Remove);
+                    out.profile = Some(Store::Remove);
+                    out.rules = Some(Store::Remove);
                     Store::Remove
                 }
             });
@@ -871,6 +1192,18 @@ impl Client {
         if identity_due {
             out.identity = Some(Store::Write(self.identity.encode()));
             self.identity_dirty = Dirty::Clean;
+        }
+        if let Some(since) = self.profile_dirty_since {
+            if !self.profiling() {
+                self.profile_dirty_since = None;
+            } else if force || since.saturating_add(debounce) <= now {
+                self.profile_dirty_since = None;
+                self.profile.take_changed();
+                out.profile = Some(Store::Write(self.profile.to_bytes()));
+            }
+        }
+        if let Some(bytes) = self.rules.take_cache() {
+            out.rules = Some(Store::Write(bytes));
         }
         let due = self
             .queue_dirty_since
@@ -1036,6 +1369,11 @@ impl Client {
 
 /// The `track` event a consent change records.
 pub const CONSENT_EVENT: &str = "Consent Changed";
+/// The names `page` and `screen` calls are counted under in the profile
+/// (their `name` is a property there), so conditions can ask for
+/// `{"count": ["Page Viewed", "7d", {"path": "/sale"}]}`.
+pub const PAGE_EVENT: &str = "Page Viewed";
+pub const SCREEN_EVENT: &str = "Screen Viewed";
 
 fn consent_properties(consent: Consent, source: Source) -> Box<RawValue> {
     #[derive(Serialize)]

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::consent::ConsentConfig;
 use crate::identity::IdentityConfig;
+use crate::profile::ProfileConfig;
+use crate::rules::RulesConfig;
 
 /// Why a configuration was refused. Refusing early beats a client that
 /// silently cannot deliver anything.
@@ -22,6 +24,8 @@ pub enum ConfigError {
     TcfPurpose { field: &'static str, value: u8 },
     #[error("{field} ({value}) must not exceed {limit_field} ({limit})")]
     Inconsistent { field: &'static str, value: u64, limit_field: &'static str, limit: u64 },
+    #[error("{0}")]
+    Rules(String),
 }
 
 /// Name and version of the SDK build that collected an event
@@ -157,6 +161,14 @@ pub struct Config {
     pub consent: ConsentConfig,
     #[serde(default)]
     pub identity: IdentityConfig,
+    /// On-device decisions: where the rules artifact comes from. Without
+    /// this section no profile is kept (nothing would read it), unless the
+    /// host hands over an artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<RulesConfig>,
+    /// Bounds of the on-device history that decisions read.
+    #[serde(default)]
+    pub profile: ProfileConfig,
 }
 
 /// Room reserved in a batch for `{"batch":[`, `],"sentAt":"…"`, and a beacon's
@@ -175,6 +187,8 @@ impl Config {
             retry: RetryConfig::default(),
             consent: ConsentConfig::default(),
             identity: IdentityConfig::default(),
+            rules: None,
+            profile: ProfileConfig::default(),
         }
     }
 
@@ -216,6 +230,11 @@ impl Config {
         min("identity.deviceIdMaxAgeMs", self.identity.device_id_max_age_ms, 86_400_000)?;
         min("identity.sessionTimeoutMs", self.identity.session_timeout_ms, 1_000)?;
         min("identity.sessionMaxMs", self.identity.session_max_ms, 60_000)?;
+        if let Some(r) = &self.rules {
+            r.validate().map_err(|e| ConfigError::Rules(e.to_string()))?;
+            min("rules.refreshIntervalMs", r.refresh_interval_ms, 1_000)?;
+            min("rules.retryMs", r.retry_ms, 100)?;
+        }
         if let Err((field, value)) = self.consent.validate() {
             return Err(ConfigError::TcfPurpose { field, value });
         }

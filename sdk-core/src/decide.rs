@@ -9,7 +9,10 @@
 //!    nothing else is read (no profile, no bucketing);
 //! 2. the placement's experiment, if any, buckets the device
 //!    ([`crate::bucket`]): held-out people get the default offer; people
-//!    outside the traffic fraction see the normal ranking untagged;
+//!    outside the traffic fraction see the normal ranking untagged; a
+//!    variant remembered in the profile ([`Profile::assign`], done by the
+//!    client for every tagged decision) is kept while the experiment still
+//!    has it;
 //! 3. audiences are evaluated once, in artifact order;
 //! 4. offers are walked in rank order (priority, highest first, then offer
 //!    id), the variant's offer first if it names one, and kept when the
@@ -19,7 +22,7 @@
 //!    that fails counts as true (when unsure, show less);
 //! 5. up to `max` survive; none means the default offer.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -35,6 +38,19 @@ pub enum DecideError {
     NoArtifact,
     #[error("placement `{0}` is not in the rules artifact")]
     UnknownPlacement(String),
+    #[error("decide context must be a JSON object: {0}")]
+    InvalidContext(String),
+}
+
+impl DecideError {
+    /// A stable code for hosts on every platform.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecideError::NoArtifact => "decide.notReady",
+            DecideError::UnknownPlacement(_) => "decide.unknownPlacement",
+            DecideError::InvalidContext(_) => "decide.invalidContext",
+        }
+    }
 }
 
 /// One call's inputs besides the placement and the profile.
@@ -73,12 +89,29 @@ pub struct Decision {
     pub is_default: bool,
 }
 
-/// Track events the bindings send for feedback (`displayed`, `clicked`):
+/// Track events the client records for feedback (`displayed`, `clicked`):
 /// through the normal queue, so they obey consent and batching like any event.
 pub const DISPLAYED_EVENT: &str = "Offer Displayed";
 pub const CLICKED_EVENT: &str = "Offer Clicked";
 
-impl Decision {
+/// What feedback needs of a decision: the host hands back the decision it
+/// got (its JSON on the web, a record on mobile), possibly after a restart,
+/// so it is read back rather than looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Feedback {
+    pub decision_id: String,
+    pub placement: String,
+    pub offer_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<String>,
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+impl Feedback {
     /// Properties of the feedback events: enough for a collector to join
     /// impressions and clicks to offers and experiment variants.
     pub fn event_properties(&self) -> Map<String, Value> {
@@ -94,6 +127,23 @@ impl Decision {
         }
         m.insert("isDefault".into(), self.is_default.into());
         m
+    }
+}
+
+impl Decision {
+    pub fn feedback(&self) -> Feedback {
+        Feedback {
+            decision_id: self.decision_id.clone(),
+            placement: self.placement.clone(),
+            offer_id: self.offer_id.clone(),
+            experiment_id: self.experiment_id.clone(),
+            variant_id: self.variant_id.clone(),
+            is_default: self.is_default,
+        }
+    }
+
+    pub fn event_properties(&self) -> Map<String, Value> {
+        self.feedback().event_properties()
     }
 }
 
@@ -139,16 +189,27 @@ impl Engine {
 
         let mut assigned = None;
         if let (Some(e), Some(device)) = (p.experiment.and_then(|i| a.experiments.get(i)), opts.device_id) {
-            let b = bucket::bucket(a.scheme, &e.id, device);
-            if b < e.holdout {
+            // A remembered variant wins over the hash, so re-weighting a
+            // running experiment never moves people already in it.
+            let sticky = profile.assignment(&e.id);
+            if sticky == Some(HOLDOUT) {
                 return Ok(vec![default(p, opts, Some((&e.id, HOLDOUT)))]);
             }
-            assigned = e
-                .variants
-                .iter()
-                .find(|v| v.start <= b && b < v.end)
-                .filter(|v| f64::from(b - v.start) < e.traffic * f64::from(v.end - v.start))
-                .map(|v| (e, v));
+            match sticky.and_then(|id| e.variants.iter().find(|v| v.id == id)) {
+                Some(v) => assigned = Some((e, v)),
+                None => {
+                    let b = bucket::bucket(a.scheme, &e.id, device);
+                    if b < e.holdout {
+                        return Ok(vec![default(p, opts, Some((&e.id, HOLDOUT)))]);
+                    }
+                    assigned = e
+                        .variants
+                        .iter()
+                        .find(|v| v.start <= b && b < v.end)
+                        .filter(|v| f64::from(b - v.start) < e.traffic * f64::from(v.end - v.start))
+                        .map(|v| (e, v));
+                }
+            }
         }
 
         let mut data = opts.context.cloned().unwrap_or_default();

@@ -60,7 +60,9 @@ pub enum ProfileError {
 }
 
 /// What the profile keeps; the defaults persist at most a few hundred KB.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The client configuration's `profile` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileConfig {
     /// Properties whose values get their own counters (`count` with a filter).
     pub properties: Vec<String>,
@@ -73,6 +75,8 @@ pub struct ProfileConfig {
     pub max_trait_bytes: usize,
     /// Longest event name or property value counted; longer ones are skipped.
     pub max_name_bytes: usize,
+    /// Experiments whose variant is remembered (sticky assignments).
+    pub max_assignments: usize,
 }
 
 impl Default for ProfileConfig {
@@ -84,6 +88,7 @@ impl Default for ProfileConfig {
             max_offers: 500,
             max_trait_bytes: 8 * 1024,
             max_name_bytes: 200,
+            max_assignments: 200,
         }
     }
 }
@@ -182,7 +187,14 @@ struct Stored {
     e: BTreeMap<String, EventHistory>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     i: BTreeMap<String, Counter>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    a: BTreeMap<String, Assignment>,
 }
+
+/// A remembered experiment variant and when it was assigned, so a variant
+/// stays put when the marketer re-weights a running experiment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Assignment(String, Millis);
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
@@ -190,6 +202,7 @@ pub struct Profile {
     traits: Map<String, Value>,
     events: BTreeMap<String, EventHistory>,
     impressions: BTreeMap<String, Counter>,
+    assignments: BTreeMap<String, Assignment>,
     values: usize,
     /// Set by every change, so the binding rewrites the stored copy only when needed.
     changed: bool,
@@ -224,6 +237,7 @@ impl Profile {
         self.traits.clear();
         self.events.clear();
         self.impressions.clear();
+        self.assignments.clear();
         self.values = 0;
         self.changed = true;
     }
@@ -310,6 +324,27 @@ impl Profile {
         self.changed = true;
     }
 
+    /// The variant this person was given in an experiment, if remembered.
+    pub fn assignment(&self, experiment: &str) -> Option<&str> {
+        self.assignments.get(experiment).map(|a| a.0.as_str())
+    }
+
+    /// Remembers a variant (or `holdout`); the oldest assignment goes when full.
+    pub fn assign(&mut self, experiment: &str, variant: &str, now: Millis) {
+        if self.assignment(experiment) == Some(variant) || self.config.max_assignments == 0 {
+            return;
+        }
+        if !self.assignments.contains_key(experiment) && self.assignments.len() >= self.config.max_assignments
+        {
+            let oldest = self.assignments.iter().min_by_key(|(_, a)| a.1).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.assignments.remove(&k);
+            }
+        }
+        self.assignments.insert(experiment.to_owned(), Assignment(variant.to_owned(), now));
+        self.changed = true;
+    }
+
     /// Whether anything changed since the last call: the binding persists
     /// [`Profile::to_bytes`] when it did (the client's `take_persist`).
     pub fn take_changed(&mut self) -> bool {
@@ -342,8 +377,8 @@ impl Profile {
     }
 
     /// Compact versioned JSON: `{"v":1,"t":{traits},"e":{event:{"c":counter,
-    /// "p":{property:{value:counter}}}},"i":{offer:counter}}`, a counter being
-    /// `[count, first, last, [[hour, n]...], [[day, n]...]]`.
+    /// "p":{property:{value:counter}}}},"i":{offer:counter},"a":{experiment:[variant,
+    /// assigned]}}`, a counter being `[count, first, last, [[hour, n]...], [[day, n]...]]`.
     pub fn to_bytes(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -354,8 +389,11 @@ impl Profile {
             e: &'a BTreeMap<String, EventHistory>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             i: &'a BTreeMap<String, Counter>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            a: &'a BTreeMap<String, Assignment>,
         }
-        let out = Out { v: VERSION, t: &self.traits, e: &self.events, i: &self.impressions };
+        let out =
+            Out { v: VERSION, t: &self.traits, e: &self.events, i: &self.impressions, a: &self.assignments };
         serde_json::to_vec(&out).unwrap_or_default()
     }
 
@@ -394,6 +432,7 @@ impl Profile {
         let mut p = Profile::new(config);
         p.events = stored.e;
         p.impressions = stored.i;
+        p.assignments = stored.a;
         p.values = p.events.values().map(|h| h.by.values().map(BTreeMap::len).sum::<usize>()).sum();
         if p.set_traits(&stored.t).is_err() {
             p.traits = Map::new();
@@ -406,6 +445,12 @@ impl Profile {
         }
         while p.values > p.config.max_values {
             evict_value(&mut p.events, &mut p.values);
+        }
+        while p.assignments.len() > p.config.max_assignments {
+            let oldest = p.assignments.iter().min_by_key(|(_, a)| a.1).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                p.assignments.remove(&k);
+            }
         }
         while p.impressions.len() > p.config.max_offers {
             let oldest = p.impressions.iter().min_by_key(|(_, c)| c.2).map(|(k, _)| k.clone());

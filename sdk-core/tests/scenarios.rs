@@ -191,6 +191,8 @@ impl Run {
             let name = match n {
                 Notice::SessionStarted { .. } => "sessionStarted",
                 Notice::ConsentChanged { .. } => "consentChanged",
+                Notice::RulesLoaded { .. } => "rulesLoaded",
+                Notice::RulesRejected { .. } => "rulesRejected",
             };
             self.transcript.push(format!("{} notice {name}", self.step));
             self.notices.push(name.into());

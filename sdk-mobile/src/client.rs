@@ -97,7 +97,7 @@ impl Inner {
     /// `force`). The only place that writes: app-facing calls stay off the
     /// disk, so they are safe on a UI thread.
     fn persist(&mut self, now: Millis, force: bool) {
-        let Persist { queue, identity, device, wipe } = self.core.take_persist(now, force);
+        let Persist { queue, identity, device, wipe, .. } = self.core.take_persist(now, force);
         if wipe {
             self.store.wipe();
             self.log("wipe");
@@ -163,6 +163,7 @@ impl Inner {
                 CoreNotice::ConsentChanged { consent } => {
                     Notice::ConsentChanged { consent_json: to_json(&consent) }
                 }
+                CoreNotice::RulesLoaded { .. } | CoreNotice::RulesRejected { .. } => continue,
             });
         }
     }

@@ -153,7 +153,7 @@ impl Driver {
 
     /// Writes what the core says is due (everything with `force`).
     pub fn persist(&mut self, now: Millis, force: bool) {
-        let Persist { queue, identity, device, wipe } = self.core.take_persist(now, force);
+        let Persist { queue, identity, device, wipe, .. } = self.core.take_persist(now, force);
         if wipe {
             self.wipe();
         }
@@ -287,6 +287,7 @@ impl Driver {
                 Notice::ConsentChanged { consent } => {
                     ("consentChange", serde_json::to_string(&consent).unwrap_or_default())
                 }
+                Notice::RulesLoaded { .. } | Notice::RulesRejected { .. } => continue,
             });
         }
         if !self.notices_scheduled {

@@ -350,6 +350,8 @@ impl ScenarioCore {
                 JsValue::from_str(match n {
                     Notice::SessionStarted { .. } => "sessionStarted",
                     Notice::ConsentChanged { .. } => "consentChanged",
+                    Notice::RulesLoaded { .. } => "rulesLoaded",
+                    Notice::RulesRejected { .. } => "rulesRejected",
                 })
             })
             .collect()
