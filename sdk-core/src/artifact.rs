@@ -368,14 +368,26 @@ struct RawOffer {
     content: Box<RawValue>,
     #[serde(default)]
     priority: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     condition: Option<Value>,
     #[serde(default)]
     schedule: Option<RawSchedule>,
     #[serde(default)]
     cap: Option<RawCap>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     suppress: Option<Value>,
+}
+
+/// A field that is present is `Some` even when it is `null`: a `null`
+/// condition is JSON Logic's falsy `null` (never eligible, never
+/// suppressed), and a `null` variant content replaces the offer's content
+/// with `null`. Only a missing field means "none".
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -435,7 +447,7 @@ struct RawVariant {
     weight: f64,
     #[serde(default)]
     offer: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     content: Option<Box<RawValue>>,
 }
 
@@ -795,6 +807,16 @@ mod tests {
         assert_eq!(s.days, 0b010_0001);
         assert_eq!(s.time_of_day, Some((22 * 60, 120)));
         assert!(matches!(s.end, Some(Bound::Local(_))));
+    }
+
+    #[test]
+    fn null_is_json_logic_null_not_absence() {
+        let a = with("/offers/0/condition", Value::Null).unwrap();
+        let b = a.offers.iter().find(|o| o.id == "b").unwrap();
+        assert!(b.condition.is_some(), "a null condition is a condition (falsy), not `always`");
+        let a = with("/experiments/0/variants/0/content", Value::Null).unwrap();
+        let v = &a.experiments[0].variants[0];
+        assert_eq!(v.content.as_ref().map(|c| c.get()), Some("null"));
     }
 
     #[test]

@@ -453,7 +453,7 @@ impl Client {
         self.identity_dirty = Dirty::Now;
         // Storage is in use again: what lived in memory only is stored now.
         self.rules.mark_cache_dirty();
-        if self.profiling() {
+        if self.profiling() && !self.profile.is_empty() {
             self.profile_dirty_since.get_or_insert(now);
         }
     }
@@ -1421,5 +1421,7 @@ fn decode(bytes: &[u8]) -> Result<snapshot::Decoded<'_>, SnapshotError> {
 
 #[cfg(test)]
 mod consent_tests;
+#[cfg(test)]
+mod decide_tests;
 #[cfg(test)]
 mod tests;

@@ -232,6 +232,13 @@ impl Profile {
         &self.traits
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.traits.is_empty()
+            && self.events.is_empty()
+            && self.impressions.is_empty()
+            && self.assignments.is_empty()
+    }
+
     /// Forgets everything: `personalization` consent was denied or the person reset.
     pub fn clear(&mut self) {
         self.traits.clear();
