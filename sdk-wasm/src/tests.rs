@@ -779,3 +779,245 @@ async fn back_from_the_bfcache_the_stored_record_is_read_again() {
     assert!(Store::local(true).keys_with_prefix("tl-bf.").is_empty());
     t.close();
 }
+
+// ---- on-device decisions -------------------------------------------------------
+
+#[wasm_bindgen(inline_js = r#"
+const rulesCalls = [];
+let rulesReplies = [];
+export function stubRulesFetch(url) {
+  rulesCalls.length = 0;
+  rulesReplies = [];
+  const collector = window.fetch;
+  window.fetch = async (u, init) => {
+    if (String(u) !== url) return collector(u, init);
+    const headers = {};
+    new Headers(init.headers).forEach((v, k) => { headers[k] = v; });
+    rulesCalls.push({ url: String(u), method: init.method, headers, cache: init.cache, credentials: init.credentials });
+    const r = rulesReplies.shift() || { status: 503 };
+    const h = r.etag ? { ETag: r.etag } : {};
+    return new Response(r.status === 304 ? null : (r.body || ''), { status: r.status, headers: h });
+  };
+}
+export function rulesReply(status, body, etag) { rulesReplies.push({ status, body, etag }); }
+export function rulesCallsSeen() { return JSON.stringify(rulesCalls); }
+export function errorKind(e) { return e && typeof e.kind === 'string' ? e.kind : null; }
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = stubRulesFetch)]
+    fn stub_rules_fetch(url: &str);
+    #[wasm_bindgen(js_name = rulesReply)]
+    fn rules_reply(status: u16, body: Option<String>, etag: Option<String>);
+    #[wasm_bindgen(js_name = rulesCallsSeen)]
+    fn rules_calls_seen() -> String;
+    #[wasm_bindgen(js_name = errorKind)]
+    fn error_kind(e: &JsValue) -> Option<String>;
+}
+
+const SHOP: &str = include_str!("../../tests/artifacts/shop.json");
+
+/// The shop artifact as a JSON string value inside the browser options.
+fn inline_shop() -> String {
+    format!(r#","rules":{{"artifact":{}}}"#, serde_json::to_string(SHOP).unwrap())
+}
+
+async fn ready(t: &Threadline, timeout_ms: f64) -> bool {
+    JsFuture::from(t.ready(Some(timeout_ms))).await.unwrap().as_bool().unwrap()
+}
+
+fn decide(t: &Threadline, placement: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(&t.decide(placement, None, None).unwrap()).unwrap()
+}
+
+fn offer(t: &Threadline, placement: &str) -> String {
+    let d = decide(t, placement);
+    assert_eq!(d.len(), 1, "{d:?}");
+    d[0]["offerId"].as_str().unwrap().to_owned()
+}
+
+#[wasm_bindgen_test]
+async fn an_inline_artifact_tells_the_slacks_story_and_the_profile_is_stored() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-d", "", &inline_shop()).await;
+    assert!(ready(&t, 0.0).await, "ready at once with an inline artifact");
+    assert_eq!(t.rules_revision().as_deref(), Some("demo-shop-2026-11-24"));
+    let first = decide(&t, "home");
+    assert_eq!(first[0]["offerId"], "home-welcome");
+    assert_eq!(first[0]["isDefault"], true);
+    assert_eq!(first[0]["content"]["title"], "Welcome to Northwind");
+    assert_eq!(first[0]["placement"], "home");
+
+    let viewed = r#"{"productId":"slacks-01"}"#;
+    t.track("Product Viewed", Some(viewed.into())).unwrap();
+    assert_eq!(offer(&t, "home"), "home-welcome", "one view is not enough");
+    t.track("Product Viewed", Some(viewed.into())).unwrap();
+    assert_eq!(offer(&t, "home"), "slacks-discount");
+
+    fire_pagehide(); // stores everything now
+    let stored = Store::local(true).get("tl-d.profile").expect("profile stored");
+    assert!(stored.contains("slacks-01"), "{stored}");
+
+    t.track("Order Completed", Some(r#"{"products":[{"productId":"slacks-01"}]}"#.into())).unwrap();
+    let after = offer(&t, "home");
+    assert_ne!(after, "slacks-discount");
+    assert_eq!(after, "vip-shipping", "a recent buyer is a vip");
+
+    t.set_consent(r#"{"personalization":"denied"}"#).unwrap();
+    assert_eq!(Store::local(true).get("tl-d.profile"), None, "removed in the same call");
+    let d = decide(&t, "home");
+    assert_eq!((d[0]["offerId"].as_str(), d[0]["isDefault"].as_bool()), (Some("home-welcome"), Some(true)));
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn without_personalization_consent_only_the_default_is_shown() {
+    clear_storage();
+    stub_fetch();
+    let core = r#","consent":{"default":{"analytics":"granted","personalization":"denied"}}"#;
+    let t = client_with("tl-n", core, &inline_shop()).await;
+    assert!(ready(&t, 0.0).await);
+    for _ in 0..3 {
+        t.track("Product Viewed", Some(r#"{"productId":"slacks-01"}"#.into())).unwrap();
+    }
+    let d = decide(&t, "home");
+    assert_eq!((d[0]["offerId"].as_str(), d[0]["isDefault"].as_bool()), (Some("home-welcome"), Some(true)));
+    fire_pagehide();
+    assert_eq!(Store::local(true).get("tl-n.profile"), None, "no history kept");
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn decide_before_an_artifact_is_empty_and_bad_calls_carry_a_kind() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-e", "", "").await;
+    assert!(!ready(&t, 20.0).await, "times out without an artifact");
+    assert_eq!(t.decide("home", None, None).unwrap(), "[]");
+    assert_eq!(t.rules_revision(), None);
+
+    let broken = t.load_rules(r#"{"version":1,"placements":"#, None).unwrap_err();
+    assert_eq!(error_class(&broken), "TypeError");
+    assert_eq!(error_kind(&broken).as_deref(), Some("rules.artifact"));
+    assert_eq!(t.decide("home", None, None).unwrap(), "[]");
+
+    let waiting = JsFuture::from(t.ready(None));
+    assert!(t.load_rules(SHOP, None).unwrap());
+    assert_eq!(waiting.await.unwrap(), JsValue::TRUE, "a waiting ready() resolves on load");
+
+    let e = t.decide("nowhere", None, None).unwrap_err();
+    assert_eq!(
+        (error_class(&e), error_kind(&e)),
+        ("TypeError".into(), Some("decide.unknownPlacement".into()))
+    );
+    assert!(e.as_string().is_none() && format!("{e:?}").contains("nowhere"), "{e:?}");
+    let e = t.decide("home", None, Some("[1]".into())).unwrap_err();
+    assert_eq!((error_class(&e), error_kind(&e)), ("TypeError".into(), Some("decide.invalidContext".into())));
+
+    // A refused replacement keeps the artifact in use.
+    let e = t.load_rules("{}", None).unwrap_err();
+    assert_eq!(error_kind(&e).as_deref(), Some("rules.artifact"));
+    assert_eq!(t.rules_revision().as_deref(), Some("demo-shop-2026-11-24"));
+    assert_eq!(offer(&t, "home"), "home-welcome");
+
+    let e = t.displayed("[]").unwrap_err();
+    assert_eq!(error_class(&e), "TypeError");
+    t.close();
+}
+
+const CAPPED: &str = r#"{"version":1,"revision":"capped","bucketing":"murmur3_x86_32/v1","placements":[{"id":"p","default":{"id":"p-default","content":{}}}],
+ "offers":[{"id":"once","placement":"p","priority":1,"content":{"n":1},"cap":{"max":1,"per":"day"}}]}"#;
+
+#[wasm_bindgen_test]
+async fn feedback_is_recorded_once_per_decision_and_a_cap_stops_the_offer() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-c", "", "").await;
+    assert!(t.load_rules(CAPPED, None).unwrap());
+    let d = t.decide("p", None, Some(r#"{"cart":{"items":2}}"#.into())).unwrap();
+    let first: Vec<serde_json::Value> = serde_json::from_str(&d).unwrap();
+    assert_eq!(first[0]["offerId"], "once");
+    let decision = serde_json::to_string(&first[0]).unwrap();
+
+    let id = t.displayed(&decision).unwrap();
+    assert!(id.is_some());
+    assert_eq!(t.displayed(&decision).unwrap(), None, "the same decision counts once");
+    assert!(t.clicked(&decision).unwrap().is_some());
+    assert_eq!(t.clicked(&decision).unwrap(), None);
+    assert_eq!(offer(&t, "p"), "p-default", "capped at one a day");
+
+    JsFuture::from(t.flush()).await.unwrap();
+    let sent: String = calls().iter().map(|c| c["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent.matches("\"Offer Displayed\"").count(), 1, "{sent}");
+    assert_eq!(sent.matches("\"Offer Clicked\"").count(), 1, "{sent}");
+    t.close();
+}
+
+const RULES_URL: &str = "https://rules.test/shop.json";
+
+#[wasm_bindgen_test]
+async fn rules_are_fetched_revalidated_with_the_etag_and_cached_for_the_next_page() {
+    clear_storage();
+    stub_fetch();
+    stub_rules_fetch(RULES_URL);
+    let core = format!(r#","rules":{{"url":"{RULES_URL}","refreshIntervalMs":600000,"retryMs":600000}}"#);
+    rules_reply(200, Some(SHOP.into()), Some("\"v1\"".into()));
+    let t = client_with("tl-f", &core, "").await;
+    t.on_notice(Some(notice_sink()));
+    assert!(ready(&t, 2000.0).await, "the fetched artifact is in use");
+    assert_eq!(t.rules_revision().as_deref(), Some("demo-shop-2026-11-24"));
+
+    rules_reply(304, None, None);
+    t.refresh_rules();
+    sleep(50).await;
+    let broken = SHOP.replace("\"version\": 1", "\"version\": 99");
+    rules_reply(200, Some(broken), Some("\"v2\"".into()));
+    t.refresh_rules();
+    sleep(50).await;
+
+    let seen = json(&rules_calls_seen());
+    let seen = seen.as_array().unwrap();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for c in seen {
+        assert_eq!((c["method"].as_str(), c["cache"].as_str()), (Some("GET"), Some("no-store")));
+        assert_eq!(c["credentials"], "omit");
+    }
+    assert_eq!(seen[0]["headers"].get("if-none-match"), None);
+    assert_eq!(seen[1]["headers"]["if-none-match"], "\"v1\"");
+    assert_eq!(seen[2]["headers"]["if-none-match"], "\"v1\"", "a 304 keeps the ETag");
+    assert_eq!(t.rules_revision().as_deref(), Some("demo-shop-2026-11-24"), "the broken one is refused");
+    assert_eq!(offer(&t, "home"), "home-welcome");
+    let notices = json(&notices_seen());
+    let errors: Vec<_> = notices.as_array().unwrap().iter().filter(|n| n[0] == "rulesError").collect();
+    assert_eq!(errors.len(), 1, "{notices}");
+    assert_eq!(errors[0][1]["kind"], "rules.artifact");
+    assert!(errors[0][1]["message"].as_str().unwrap().contains("version"), "{notices}");
+
+    let cached = Store::local(true).get("tl-f.rules").expect("artifact cached");
+    assert!(cached.contains("v1") && cached.contains("demo-shop-2026-11-24"), "{cached}");
+    t.close();
+
+    // The next page: the cached copy is in use before any fetch completes.
+    stub_rules_fetch(RULES_URL);
+    let next = client_with("tl-f", &core, "").await;
+    assert!(ready(&next, 0.0).await);
+    assert_eq!(next.rules_revision().as_deref(), Some("demo-shop-2026-11-24"));
+    assert_eq!(offer(&next, "home"), "home-welcome");
+    next.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_profile_written_by_another_tab_is_taken_here() {
+    clear_storage();
+    stub_fetch();
+    let here = client_with("tl-x", "", &inline_shop()).await;
+    let other = client_with("tl-x", "", &inline_shop()).await;
+    other.track("Product Viewed", Some(r#"{"productId":"slacks-01"}"#.into())).unwrap();
+    other.track("Product Viewed", Some(r#"{"productId":"slacks-01"}"#.into())).unwrap();
+    other.close(); // stores its profile
+    let written = Store::local(true).get("tl-x.profile").expect("stored by the other tab");
+    assert_eq!(offer(&here, "home"), "home-welcome", "not yet heard");
+    dispatch_storage("tl-x.profile", None, Some(written));
+    assert_eq!(offer(&here, "home"), "slacks-discount");
+    here.close();
+}
