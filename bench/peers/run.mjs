@@ -290,7 +290,8 @@ async function measure(browser, adapter, state) {
   const phases =
     adapter.kind === 'decide'
       ? { decide: decidePhase }
-      : { track: trackPhase, wire: wirePhase, close: closePhase, reload: reloadPhase };
+      : { track: trackPhase, wire: wirePhase, close: closePhase, reload: reloadPhase,
+          ...(adapter.ours ? { decide: decidePhase } : {}) };
   for (const [name, fn] of Object.entries(phases)) {
     log(`${adapter.name}: ${name}`);
     try {
@@ -392,7 +393,7 @@ function markdown(r) {
     const w = r.ratios.wireBytesVsSegment;
     lines.push('', `Bytes on the wire per 1,000 events, ours / Segment: ${w.ours} KiB / ${w.segment} KiB = **${w.ratio}**.`);
   }
-  const dec = r.sdks.filter((s) => s.kind === 'decide');
+  const dec = r.sdks.filter((s) => s.kind === 'decide' || (s.ours && s.rounds.some((x) => x.decide)));
   if (dec.length) {
     lines.push('', `Decisions: ${DECIDE_FEATURES} features, each a targeting rule (3 conditions) and an experiment rule; one decision evaluates all of them for one user.`, '',
       '| SDK | size brotli 11 (KiB) | µs per decision, median (min–max of round medians) | p95 | µs per feature |', '|---|---:|---:|---:|---:|');
@@ -402,7 +403,6 @@ function markdown(r) {
       const pf = spread(s.rounds.map((x) => x.decide?.perFeatureUs), 3);
       lines.push(`| ${s.label} ${s.version} | ${fmt(s.figures.size)} | ${fmt(med)} | ${fmt(p95)} | ${fmt(pf)} |`);
     }
-    lines.push('| Threadline `decide` | not yet available | not yet available | | |');
   }
   const problems = r.sdks.flatMap((s) => [
     ...s.rounds.flatMap((x, i) => Object.entries(x).filter(([, v]) => v && v.error).map(([k, v]) => `${s.name} round ${i + 1} ${k}: ${v.error}`)),

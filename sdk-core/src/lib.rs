@@ -28,7 +28,7 @@ pub mod stats;
 pub mod tcf;
 pub mod time;
 
-pub use client::{Client, ConsentView, IdentityView, Notice, Persist, Store, CONSENT_EVENT};
+pub use client::{Client, ConsentView, DecideRequest, IdentityView, Notice, Persist, Store, CONSENT_EVENT};
 pub use config::{BatchConfig, Config, ConfigError, Library, Limits, QueueConfig, RetryConfig};
 pub use consent::{Choice, Consent, ConsentConfig, ConsentError, ConsentUpdate, TcfConfig, TcfPurposes};
 pub use context::{Campaign, Environment, Page};
