@@ -325,10 +325,15 @@ impl Driver {
     fn collect_notices(&mut self, shared: &Shared) {
         self.wake_ready();
         let notices = self.core.take_notices();
-        if notices.is_empty() || self.on_notice.is_none() {
+        if notices.is_empty() {
             return;
         }
+        let listening = self.on_notice.is_some();
         for n in notices {
+            let rules = matches!(n, Notice::RulesLoaded { .. } | Notice::RulesRejected { .. });
+            if !listening && !rules {
+                continue;
+            }
             self.notices.push(match n {
                 Notice::SessionStarted { id } => ("sessionStart", format!(r#"{{"sessionId":{id}}}"#)),
                 Notice::ConsentChanged { consent } => {
@@ -344,7 +349,19 @@ impl Driver {
                 }
             });
         }
-        if !self.notices_scheduled {
+        if !listening {
+            // What became of the rules at start (a broken inline artifact,
+            // say) happens before the page can listen: the last few are
+            // kept for the first listener instead of going unheard.
+            let excess = self.notices.len().saturating_sub(MAX_KEPT_NOTICES);
+            self.notices.drain(..excess);
+            return;
+        }
+        self.schedule_notices(shared);
+    }
+
+    pub fn schedule_notices(&mut self, shared: &Shared) {
+        if !self.notices_scheduled && self.on_notice.is_some() && !self.notices.is_empty() {
             self.notices_scheduled = true;
             let s = shared.clone();
             wasm_bindgen_futures::spawn_local(async move { deliver_notices(&s) });
@@ -696,6 +713,9 @@ pub async fn start(mut core: Client, opts: WebOptions, mut rand: RandomPool) -> 
 }
 
 /// Delivers collected notices to the host's callback, outside any borrow.
+/// Rules notices kept while no listener is set.
+const MAX_KEPT_NOTICES: usize = 8;
+
 fn deliver_notices(shared: &Shared) {
     let (f, notices) = match shared.try_borrow_mut() {
         Ok(mut d) => {

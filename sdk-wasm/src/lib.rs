@@ -188,6 +188,7 @@ impl Threadline {
     pub fn on_notice(&self, f: Option<Function>) {
         if let Ok(mut d) = self.shared.try_borrow_mut() {
             d.set_on_notice(f);
+            d.schedule_notices(&self.shared);
         }
     }
 

@@ -1021,3 +1021,22 @@ async fn a_profile_written_by_another_tab_is_taken_here() {
     assert_eq!(offer(&here, "home"), "slacks-discount");
     here.close();
 }
+
+#[wasm_bindgen_test]
+async fn a_broken_inline_artifact_at_start_is_reported_to_the_first_listener() {
+    clear_storage();
+    stub_fetch();
+    let broken = SHOP.replace("\"version\": 1", "\"version\": 99");
+    let web = format!(r#","rules":{{"artifact":{}}}"#, serde_json::to_string(&broken).unwrap());
+    let t = client_with("tl-n", "", &web).await;
+    assert!(!ready(&t, 10.0).await);
+    assert!(decide(&t, "home").is_empty());
+    // The page could not listen during createClient; the outcome waits for it.
+    t.on_notice(Some(notice_sink()));
+    sleep(20).await;
+    let notices = json(&notices_seen());
+    let errors: Vec<_> = notices.as_array().unwrap().iter().filter(|n| n[0] == "rulesError").collect();
+    assert_eq!(errors.len(), 1, "{notices}");
+    assert_eq!(errors[0][1]["kind"], "rules.artifact");
+    t.close();
+}
