@@ -196,8 +196,15 @@ impl Inner {
                     self.log(&format!("write:{}", slot.stem()));
                 }
                 Some(Store::Remove) => {
+                    // The core removes the decision slots with every wipe or reset, also when
+                    // decisions were never used: only a removal that deletes something is logged,
+                    // so the scenario suite's store log stays in its three slots' words.
+                    let logged =
+                        !matches!(slot, Slot::Profile | Slot::Rules) || self.store.path(slot).exists();
                     self.store.remove(slot);
-                    self.log(&format!("remove:{}", slot.stem()));
+                    if logged {
+                        self.log(&format!("remove:{}", slot.stem()));
+                    }
                 }
                 None => {
                     if let Some(bytes) = unsaved {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use sdk_mobile::{Client, Decision, Notice, RulesFetch, ThreadlineError};
+use sdk_mobile::{Client, Decision, Notice, RulesFetch, ThreadlineError, UploadPoll};
 use serde_json::Value;
 
 fn shop() -> String {
@@ -261,8 +261,10 @@ fn rules_fetch_with_etag_and_304_then_cache_at_restart() {
     let dir = temp_dir("fetch");
     let c = client(&dir, &with_url());
     assert!(!c.rules_ready());
-    // Due at once, and the timer says so.
+    // Due at once, and the timer says so; `poll_upload` speaks of uploads only (the host loop asks
+    // `next_rules_fetch` on every pass, see the crate docs).
     assert_eq!(c.poll_timeout_ms(), Some(0));
+    assert_eq!(c.poll_upload(), UploadPoll::Idle);
     let f = c.next_rules_fetch().unwrap();
     assert_eq!(f, RulesFetch { id: f.id, url: RULES_URL.into(), etag: None, signature: false });
     assert_eq!(c.next_rules_fetch(), None, "one request at a time");
