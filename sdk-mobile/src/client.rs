@@ -5,7 +5,11 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sdk_core::{Environment, Millis, NextUpload, Notice as CoreNotice, Outcome, Persist, Store};
+use sdk_core::client::DecideRequest;
+use sdk_core::{
+    DecideError, Environment, Feedback, Millis, NextUpload, Notice as CoreNotice, Outcome, Persist,
+    RulesResponse, Store,
+};
 use serde::Serialize;
 
 use crate::error::ThreadlineError;
@@ -39,6 +43,76 @@ pub enum Notice {
     ConsentChanged {
         consent_json: String,
     },
+    /// A rules artifact is in use now (bundled, cached, loaded or fetched):
+    /// `decide` answers from it, and `rules_ready()` is true.
+    RulesLoaded {
+        revision: Option<String>,
+    },
+    /// An artifact (or its signature) was refused; the previous one, if
+    /// any, stays in use. `kind` as in [`ThreadlineError::Rules`].
+    RulesRejected {
+        kind: String,
+        message: String,
+    },
+}
+
+/// One offer to show in a placement, as `decide` chose it. Hand it back
+/// unchanged to `displayed` / `clicked` (it may be kept across a restart).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Decision {
+    pub decision_id: String,
+    pub placement: String,
+    pub offer_id: String,
+    /// The offer's `content` from the artifact, as JSON text: the SDK never
+    /// interprets it, the app renders it.
+    pub content_json: String,
+    pub experiment_id: Option<String>,
+    pub variant_id: Option<String>,
+    /// The placement's default offer (no consent, held out, or nothing
+    /// qualified).
+    pub is_default: bool,
+}
+
+impl Decision {
+    /// The core's decision JSON, as `displayed` / `clicked` read it back.
+    fn feedback_json(self) -> String {
+        to_json(&Feedback {
+            decision_id: self.decision_id,
+            placement: self.placement,
+            offer_id: self.offer_id,
+            experiment_id: self.experiment_id,
+            variant_id: self.variant_id,
+            is_default: self.is_default,
+        })
+    }
+}
+
+fn decision_of(d: sdk_core::Decision) -> Decision {
+    Decision {
+        decision_id: d.decision_id,
+        placement: d.placement,
+        offer_id: d.offer_id,
+        content_json: d.content.get().to_owned(),
+        experiment_id: d.experiment_id,
+        variant_id: d.variant_id,
+        is_default: d.is_default,
+    }
+}
+
+/// A rules artifact request the host must perform: `GET url`, with
+/// `If-None-Match: etag` when set and no HTTP cache in between, then report
+/// with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
+/// of an artifact just received.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RulesFetch {
+    pub id: u64,
+    pub url: String,
+    pub etag: Option<String>,
+    pub signature: bool,
+}
+
+fn fetch_of(f: sdk_core::RulesFetch) -> RulesFetch {
+    RulesFetch { id: f.id, url: f.url, etag: f.etag, signature: f.signature }
 }
 
 /// What [`Client::poll_upload`] found.
@@ -76,12 +150,12 @@ struct Inner {
     /// With a [`DeterministicSource`] only: the storage operations since
     /// the last `take_store_log`, in the scenario suite's words.
     store_log: Option<Vec<String>>,
-    /// Records whose write failed, by slot (queue, identity, device): the
+    /// Records whose write failed, by slot (see [`slot_index`]): the
     /// core hands each change out once, so they are kept and written again
     /// at the next `persist` until a write succeeds or the core replaces
     /// them. Without this a device record lost to a full disk would give
     /// the person a new id (and a pending consent) at the next start.
-    unsaved: [Option<Vec<u8>>; 3],
+    unsaved: [Option<Vec<u8>>; 5],
 }
 
 fn slot_index(slot: Slot) -> usize {
@@ -89,6 +163,8 @@ fn slot_index(slot: Slot) -> usize {
         Slot::Queue => 0,
         Slot::Identity => 1,
         Slot::Device => 2,
+        Slot::Profile => 3,
+        Slot::Rules => 4,
     }
 }
 
@@ -97,7 +173,7 @@ impl Inner {
     /// `force`). The only place that writes: app-facing calls stay off the
     /// disk, so they are safe on a UI thread.
     fn persist(&mut self, now: Millis, force: bool) {
-        let Persist { queue, identity, device, wipe, .. } = self.core.take_persist(now, force);
+        let Persist { queue, identity, device, profile, rules, wipe } = self.core.take_persist(now, force);
         if wipe {
             self.store.wipe();
             self.log("wipe");
@@ -105,7 +181,14 @@ impl Inner {
         if wipe {
             self.unsaved = Default::default();
         }
-        for (slot, work) in [(Slot::Queue, queue), (Slot::Identity, identity), (Slot::Device, device)] {
+        let work = [
+            (Slot::Queue, queue),
+            (Slot::Identity, identity),
+            (Slot::Profile, profile),
+            (Slot::Rules, rules),
+            (Slot::Device, device),
+        ];
+        for (slot, work) in work {
             let unsaved = self.unsaved.get_mut(slot_index(slot)).and_then(Option::take);
             match work {
                 Some(Store::Write(bytes)) => {
@@ -113,8 +196,15 @@ impl Inner {
                     self.log(&format!("write:{}", slot.stem()));
                 }
                 Some(Store::Remove) => {
+                    // The core removes the decision slots with every wipe or reset, also when
+                    // decisions were never used: only a removal that deletes something is logged,
+                    // so the scenario suite's store log stays in its three slots' words.
+                    let logged =
+                        !matches!(slot, Slot::Profile | Slot::Rules) || self.store.path(slot).exists();
                     self.store.remove(slot);
-                    self.log(&format!("remove:{}", slot.stem()));
+                    if logged {
+                        self.log(&format!("remove:{}", slot.stem()));
+                    }
                 }
                 None => {
                     if let Some(bytes) = unsaved {
@@ -163,14 +253,21 @@ impl Inner {
                 CoreNotice::ConsentChanged { consent } => {
                     Notice::ConsentChanged { consent_json: to_json(&consent) }
                 }
-                CoreNotice::RulesLoaded { .. } | CoreNotice::RulesRejected { .. } => continue,
+                CoreNotice::RulesLoaded { revision } => Notice::RulesLoaded { revision },
+                CoreNotice::RulesRejected { kind, message } => {
+                    Notice::RulesRejected { kind: kind.to_owned(), message }
+                }
             });
         }
     }
 
     /// Restores what the previous process stored, in the web binding's
-    /// order: device (it carries the consent), identity, queue. A record the
-    /// core refuses is quarantined like a corrupt file.
+    /// order: device (it carries the consent), identity, queue, then the
+    /// profile (the core keeps it only if the restored consent grants
+    /// personalization) and the cached rules artifact, so `decide` works
+    /// offline from the first call. A record the core refuses is quarantined
+    /// like a corrupt file: a lost profile or rules cache costs history or a
+    /// fetch, never the start.
     fn load_stored(&mut self, now: Millis, source: &Source) {
         if let Some(bytes) = self.store.read(Slot::Device) {
             if self.core.restore_device(&bytes, now, source.random16(), false).is_err() {
@@ -185,6 +282,16 @@ impl Inner {
         if let Some(bytes) = self.store.read(Slot::Queue) {
             if self.core.restore(&bytes, now).is_err() {
                 self.store.quarantine(Slot::Queue);
+            }
+        }
+        if let Some(bytes) = self.store.read(Slot::Profile) {
+            if self.core.restore_profile(&bytes).is_err() {
+                self.store.quarantine(Slot::Profile);
+            }
+        }
+        if let Some(bytes) = self.store.read(Slot::Rules) {
+            if self.core.restore_rules(&bytes, now).is_err() {
+                self.store.quarantine(Slot::Rules);
             }
         }
     }
@@ -559,8 +666,111 @@ impl Client {
         self.with_now(|i, _| i.core.network_available());
     }
 
-    /// Notices since the last call (session started, consent changed),
-    /// oldest first; at most the last 64 are kept.
+    /// Which offers to show in `placement` now (at most `max`, at least one):
+    /// synchronous, offline, from the artifact in use and the on-device
+    /// profile. `context_json` is a JSON object merged into what conditions
+    /// see (`app`, `cart`, ...); `utc_offset_minutes` the device's offset from
+    /// UTC now (schedules are in local time). Before any artifact is loaded:
+    /// an empty list, not an error, so a screen can render its fallback.
+    pub fn decide(
+        &self,
+        placement: String,
+        max: u32,
+        context_json: Option<String>,
+        utc_offset_minutes: i32,
+    ) -> Result<Vec<Decision>, ThreadlineError> {
+        let request = DecideRequest {
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+            context: context_json.as_deref(),
+            utc_offset_minutes,
+        };
+        match self.with(|i, now, r| i.core.decide(&placement, &request, now, r)) {
+            Ok(d) => Ok(d.into_iter().map(decision_of).collect()),
+            Err(DecideError::NoArtifact) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The app showed `decision`: records `Offer Displayed` and counts an
+    /// impression for frequency caps. Returns the event's messageId, or
+    /// `None` when this decision was already reported.
+    pub fn displayed(&self, decision: Decision) -> Result<Option<String>, ThreadlineError> {
+        let json = decision.feedback_json();
+        self.with(|i, now, r| i.core.displayed(&json, now, r)).map_err(Into::into)
+    }
+
+    /// The person tapped `decision`: records `Offer Clicked` (once per
+    /// decision; `None` when already reported).
+    pub fn clicked(&self, decision: Decision) -> Result<Option<String>, ThreadlineError> {
+        let json = decision.feedback_json();
+        self.with(|i, now, r| i.core.clicked(&json, now, r)).map_err(Into::into)
+    }
+
+    /// Hands over an artifact the app carries (bundled in the app, or from
+    /// its own backend) with its detached base64 signature. Unless
+    /// `replace`, it is used only while none is loaded, so a bundled copy
+    /// never overrides a newer cached one. Returns whether it is in use now;
+    /// a refused artifact leaves the previous one in use (and a
+    /// `RulesRejected` notice).
+    pub fn load_rules(
+        &self,
+        artifact: String,
+        signature: Option<String>,
+        replace: bool,
+    ) -> Result<bool, ThreadlineError> {
+        self.with_now(|i, now| i.core.load_rules(&artifact, signature.as_deref(), replace, now))
+            .map_err(Into::into)
+    }
+
+    /// Whether an artifact is in use (`decide` answers from it).
+    pub fn rules_ready(&self) -> bool {
+        self.lock().core.rules_ready()
+    }
+
+    /// The `revision` label of the artifact in use.
+    pub fn rules_revision(&self) -> Option<String> {
+        self.lock().core.rules_revision().map(str::to_owned)
+    }
+
+    /// Revalidates the artifact at once: the next `next_rules_fetch` returns
+    /// a request.
+    pub fn refresh_rules(&self) {
+        self.with_now(|i, now| i.core.refresh_rules(now));
+    }
+
+    /// The rules request to perform now, if one is due (the host loop asks
+    /// after its uploads; `poll_timeout_ms` already counts the due time).
+    pub fn next_rules_fetch(&self) -> Option<RulesFetch> {
+        self.with_now(|i, now| i.core.next_rules_fetch(now)).map(fetch_of)
+    }
+
+    /// Reports a rules request: `status` is the HTTP status (`None`: no
+    /// answer, a network error), `etag` the response's `ETag` header, `body`
+    /// the response body of a 200. A 304 keeps the artifact in use; any other
+    /// outcome is a failure the core retries later. A returned fetch (the
+    /// signature of a changed artifact) must be performed at once and
+    /// reported the same way. A refused artifact is an error here and a
+    /// `RulesRejected` notice; the previous artifact stays in use.
+    pub fn rules_fetched(
+        &self,
+        id: u64,
+        status: Option<u16>,
+        etag: Option<String>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<RulesFetch>, ThreadlineError> {
+        let response = match (status, body.as_deref()) {
+            (Some(304), _) => RulesResponse::NotModified,
+            (Some(200), Some(bytes)) => RulesResponse::Body { bytes, etag: etag.as_deref() },
+            (status, _) => RulesResponse::Failed { status },
+        };
+        let random = self.source.random_u32();
+        self.with_now(|i, now| i.core.rules_fetched(id, response, now, random))
+            .map(|f| f.map(fetch_of))
+            .map_err(Into::into)
+    }
+
+    /// Notices since the last call (session started, consent changed,
+    /// rules loaded or rejected), oldest first; at most the last 64 are kept.
     pub fn take_notices(&self) -> Vec<Notice> {
         self.lock().notices.drain(..).collect()
     }

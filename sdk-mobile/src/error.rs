@@ -1,7 +1,7 @@
 //! The one error type the bindings see (`ThreadlineException` in Kotlin,
 //! `ThreadlineError` in Swift), carrying the core's messages.
 
-use sdk_core::{ConfigError, ConsentError, DeliveryError, EventError};
+use sdk_core::{ConfigError, ConsentError, DecideError, DeliveryError, EventError, RulesError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum ThreadlineError {
@@ -26,6 +26,18 @@ pub enum ThreadlineError {
     /// from before a restart).
     #[error("upload {id} is not in flight (already reported, or from before a restart)")]
     UnknownUpload { id: u64 },
+    /// `decide` could not answer: `kind` is `decide.unknownPlacement` (not
+    /// in the artifact in use) or `decide.invalidContext` (the context is not
+    /// a JSON object). Before any artifact is loaded `decide` returns an
+    /// empty list instead, as on the web.
+    #[error("decide failed ({kind}): {detail}")]
+    Decide { kind: String, detail: String },
+    /// A rules artifact or its signature was refused (the previous artifact
+    /// stays in use), or a rules fetch was reported that is not in flight.
+    /// `kind`: `rules.artifact`, `rules.signature`, `rules.cache`,
+    /// `rules.unknownFetch`, `rules.publicKey`, `rules.url`.
+    #[error("rules refused ({kind}): {detail}")]
+    Rules { kind: String, detail: String },
 }
 
 impl From<ConfigError> for ThreadlineError {
@@ -51,5 +63,17 @@ impl From<DeliveryError> for ThreadlineError {
         match e {
             DeliveryError::UnknownUpload(id) => ThreadlineError::UnknownUpload { id },
         }
+    }
+}
+
+impl From<DecideError> for ThreadlineError {
+    fn from(e: DecideError) -> Self {
+        ThreadlineError::Decide { kind: e.kind().to_owned(), detail: e.to_string() }
+    }
+}
+
+impl From<RulesError> for ThreadlineError {
+    fn from(e: RulesError) -> Self {
+        ThreadlineError::Rules { kind: e.kind().to_owned(), detail: e.to_string() }
     }
 }

@@ -19,13 +19,28 @@
 //!         client.upload_finished(u.id, r.status, r.retry_after, r.network_error);
 //!         client.persist();
 //!     }
-//!     client.persist();                  // debounced writes that came due
+//!     let mut f = client.next_rules_fetch();   // the rules artifact, when due
+//!     while let Some(r) = f {
+//!         let resp = http.get(r.url, if_none_match = r.etag, no cache);
+//!         f = client.rules_fetched(r.id, resp.status, resp.etag, resp.body)
+//!             .unwrap_or(None);          // a follow-up (.sig): at once
+//!     }
+//!     client.persist();                  // debounced writes, the rules cache
 //!     sleep(client.poll_timeout_ms() or until the next app call)
 //! }
 //! on app background: client.flush(), client.on_background() (writes all),
 //! then run the loop while the OS allows, or hand batches to a background
 //! transport (next_handoff); on connectivity: client.network_available().
 //! ```
+//!
+//! `poll_upload` speaks of uploads only (its `Idle` is the core's, which
+//! the shared scenario suite checks), so the loop asks `next_rules_fetch`
+//! on every pass and sleeps `poll_timeout_ms()`, which also counts when the
+//! next rules fetch is due. At start the host hands over a bundled artifact
+//! with `load_rules(.., replace = false)`: it is used only when no cached
+//! copy was restored. `decide`, `displayed` and `clicked` are app calls like
+//! `track`: no disk I/O; the profile and the rules cache are written by
+//! `persist` like the other records, and deleted with them.
 //!
 //! Only `persist` and `on_background` write files, so every call an app
 //! makes stays off the disk and is safe on its main thread (Android's
@@ -74,7 +89,7 @@ mod jni_fast;
 pub mod store;
 mod sys;
 
-pub use client::{Client, Header, Notice, Upload, UploadPoll};
+pub use client::{Client, Decision, Header, Notice, RulesFetch, Upload, UploadPoll};
 pub use error::ThreadlineError;
 pub use sys::DeterministicSource;
 

@@ -1,5 +1,5 @@
 //! The native file store: one file per storage slot of the core (queue,
-//! identity, device) in the directory the host gives (the app's private
+//! identity, device, profile, rules) in the directory the host gives (the app's private
 //! files directory, `Context.filesDir` / `Application Support`).
 //!
 //! Each file is `MAGIC | payload length (u32 LE) | CRC32 of payload (u32 LE)
@@ -28,16 +28,22 @@ pub enum Slot {
     Queue,
     Identity,
     Device,
+    /// The on-device interest profile (personalization only).
+    Profile,
+    /// The cached rules artifact, so decisions work offline at the next start.
+    Rules,
 }
 
 impl Slot {
-    pub const ALL: [Slot; 3] = [Slot::Queue, Slot::Identity, Slot::Device];
+    pub const ALL: [Slot; 5] = [Slot::Queue, Slot::Identity, Slot::Device, Slot::Profile, Slot::Rules];
 
     pub fn stem(self) -> &'static str {
         match self {
             Slot::Queue => "queue",
             Slot::Identity => "identity",
             Slot::Device => "device",
+            Slot::Profile => "profile",
+            Slot::Rules => "rules",
         }
     }
 }
@@ -201,7 +207,7 @@ impl FileStore {
     /// record goes last, so personal data is gone first if the process dies
     /// half-way.
     pub fn wipe(&mut self) {
-        for slot in [Slot::Queue, Slot::Identity, Slot::Device] {
+        for slot in [Slot::Queue, Slot::Identity, Slot::Profile, Slot::Rules, Slot::Device] {
             let paths = [self.tmp_path(slot), self.corrupt_path(slot), self.path(slot)];
             for p in paths {
                 self.remove_path(&p);
@@ -260,6 +266,8 @@ mod tests {
         assert_eq!(s.read(Slot::Device), None);
         assert_eq!(s.stats.corrupt_files, 2);
         s.write(Slot::Identity, b"x");
+        s.write(Slot::Profile, b"p");
+        s.write(Slot::Rules, b"r");
         s.wipe();
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         let _ = fs::remove_dir_all(&dir);

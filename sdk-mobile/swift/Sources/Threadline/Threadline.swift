@@ -47,6 +47,8 @@ public final class Threadline {
     /// Called once the loop has handled every background request and has nothing due (iOS: ends the
     /// background task).
     private var backgroundIdle: [() -> Void] = []
+    /// `onReady` callbacks waiting for a rules artifact (run by the loop on `RulesLoaded`).
+    private var readyCallbacks: [() -> Void] = []
     /// Final answers kept by `close()` for the getters.
     private var finalViews: FinalViews?
     private var thread: Thread?
@@ -77,11 +79,18 @@ public final class Threadline {
         t.start()
     }
 
-    /// Builds the configuration JSON from a `ThreadlineConfig`.
+    /// Builds the configuration JSON from a `ThreadlineConfig`; loads its bundled rules artifact, if any
+    /// (after the cached copy the client restored: a bundled artifact never overrides a newer one).
     public convenience init(
         config: ThreadlineConfig, storageDirectory: URL, options: ThreadlineOptions = ThreadlineOptions()
     ) throws {
         try self.init(configJson: try config.toJson(), storageDirectory: storageDirectory, options: options)
+        if let artifact = config.rulesArtifact {
+            native("loadRules") {
+                _ = try client.loadRules(artifact: artifact, signature: config.rulesSignature, replace: false)
+                wake()
+            }
+        }
     }
 
     // MARK: - events
@@ -156,6 +165,110 @@ public final class Threadline {
             client.flush()
             wake()
         }
+    }
+
+    // MARK: - decisions
+
+    /// Which offers to show in `placement` now (at most `max`): synchronous, offline, no I/O, from the
+    /// rules artifact in use and the on-device profile; safe on the main thread. `context` is merged into
+    /// what conditions see (`app`, `cart`, ...), written like event properties. Before any artifact is
+    /// loaded, and on a refused call (reported as `ThreadlineError.decide`): an empty list.
+    public func decide(_ placement: String, max: Int = 1, context: [String: Any]? = nil) -> [Decision] {
+        if isClosed { return reportNil(.closed(call: "decide")) ?? [] }
+        let ctx: String?
+        do {
+            ctx = try JSON.writeObject(context)
+        } catch let e as JSONFailure {
+            return reportNil(.decide(kind: "decide.invalidContext", message: e.message)) ?? []
+        } catch {
+            return reportNil(.decide(kind: "decide.invalidContext", message: "\(error)")) ?? []
+        }
+        let offsetMinutes = Int32(TimeZone.current.secondsFromGMT() / 60)
+        let n = UInt32(clamping: Swift.max(1, max))
+        let got: [ThreadlineBindings.Decision]? = native("decide") {
+            let d = try client.decide(placement: placement, max: n, contextJson: ctx, utcOffsetMinutes: offsetMinutes)
+            // A new experiment assignment is stored by the loop (debounced): wake it to set its timer.
+            wake()
+            return d
+        }
+        return (got ?? []).map { Decision(native: $0) }
+    }
+
+    /// The app showed `decision`: records `Offer Displayed` and counts an impression for frequency caps.
+    /// Returns the event's messageId; nil when this decision was already reported (or on an error,
+    /// reported).
+    @discardableResult
+    public func displayed(_ decision: Decision) -> String? {
+        let r: String?? = native("displayed") {
+            let id = try client.displayed(decision: decision.native)
+            wake()
+            return id
+        }
+        return r ?? nil
+    }
+
+    /// The person tapped `decision`: records `Offer Clicked`, once per decision (messageId, or nil).
+    @discardableResult
+    public func clicked(_ decision: Decision) -> String? {
+        let r: String?? = native("clicked") {
+            let id = try client.clicked(decision: decision.native)
+            wake()
+            return id
+        }
+        return r ?? nil
+    }
+
+    /// Uses `artifactJson` (from the app's own backend, say) in place of the current artifact; with a
+    /// configured public key, `signature` (base64) must verify. Returns whether it is in use; a refused
+    /// artifact is reported as `ThreadlineError.rules` and the previous one stays.
+    @discardableResult
+    public func loadRules(_ artifactJson: String, signature: String? = nil) -> Bool {
+        native("loadRules") { () throws -> Bool in
+            let used = try client.loadRules(artifact: artifactJson, signature: signature, replace: true)
+            wake()
+            return used
+        } ?? false
+    }
+
+    /// Revalidates the artifact now (the upload thread fetches it, with its ETag).
+    public func refreshRules() {
+        native("refreshRules") {
+            client.refreshRules()
+            wake()
+        }
+    }
+
+    /// Whether an artifact is in use now.
+    public var rulesReady: Bool { isClosed ? false : client.rulesReady() }
+
+    /// The `revision` label of the artifact in use.
+    public var rulesRevision: String? { isClosed ? nil : client.rulesRevision() }
+
+    /// Blocks the calling thread up to `timeoutMs` until a rules artifact is in use (cached, bundled,
+    /// loaded or fetched); true if one is. **Not on the main thread**: use `onReady` there.
+    public func ready(timeoutMs: Int) -> Bool {
+        let end = Date(timeIntervalSinceNow: Double(Swift.max(0, timeoutMs)) / 1000)
+        cond.lock()
+        defer { cond.unlock() }
+        while true {
+            if closed { return false }
+            if client.rulesReady() { return true }
+            if !cond.wait(until: end) { return !closed && client.rulesReady() }
+        }
+    }
+
+    /// Runs `callback` once a rules artifact is in use: at once on the calling thread when one is
+    /// already, otherwise on the SDK's thread when it is loaded. Never runs after `close()`.
+    public func onReady(_ callback: @escaping () -> Void) {
+        cond.lock()
+        if closed {
+            cond.unlock()
+            return report(.closed(call: "onReady"))
+        }
+        let now = client.rulesReady()
+        if !now { readyCallbacks.append(callback) }
+        cond.unlock()
+        if now { callback() }
     }
 
     // MARK: - consent
@@ -325,6 +438,7 @@ public final class Threadline {
         let views = FinalViews(consent: client.getConsent(), identity: client.getIdentity(), stats: client.stats())
         cond.lock()
         finalViews = views
+        readyCallbacks = []
         let idle = backgroundIdle
         backgroundIdle = []
         cond.broadcast()
@@ -436,7 +550,8 @@ public final class Threadline {
         }
     }
 
-    /// One pass: lifecycle requests, due storage work, notices, then every due upload in turn.
+    /// One pass: lifecycle requests, due storage work, notices, every due upload in turn, then the rules
+    /// requests that are due (`pollTimeoutMs` counts their due time too).
     private func cycle() throws {
         cond.lock()
         let bg = backgroundRequested
@@ -487,6 +602,7 @@ public final class Threadline {
             try loopCall { client.persist() }
             try deliverNotices()
         }
+        try fetchRules()
         // Nothing more is due: a background window can end now.
         cond.lock()
         let idle = backgroundRequested == backgroundDone ? backgroundIdle : []
@@ -495,8 +611,47 @@ public final class Threadline {
         idle.forEach { $0() }
     }
 
+    /// Performs the due rules requests; a follow-up (the signature of a changed artifact) at once.
+    private func fetchRules() throws {
+        guard var fetch = try loopCall({ client.nextRulesFetch() }) else { return }
+        while true {
+            let r: RulesResult
+            do {
+                r = try options.rulesTransport.get(url: fetch.url, etag: fetch.etag)
+            } catch is URLError {
+                r = RulesResult(status: nil)
+            } catch {
+                report(internalError("rulesTransport", error))
+                r = RulesResult(status: nil)
+            }
+            let status = r.status.flatMap { (100...599).contains($0) ? UInt16($0) : nil }
+            let current = fetch
+            let next: RulesFetch?
+            do {
+                next = try loopCall {
+                    try client.rulesFetched(id: current.id, status: status, etag: r.etag, body: r.body)
+                }
+            } catch let e as ThreadlineBindings.ThreadlineError {
+                report(mapError(e))
+                next = nil
+            }
+            guard let n = next else { break }
+            fetch = n
+        }
+        try loopCall { client.persist() } // the new artifact's cache record
+        try deliverNotices()
+    }
+
     private func deliverNotices() throws {
         let notices = try loopCall { client.takeNotices() }
+        if notices.contains(where: { if case .rulesLoaded = $0 { return true } else { return false } }) {
+            cond.lock()
+            let callbacks = readyCallbacks
+            readyCallbacks = []
+            cond.broadcast()
+            cond.unlock()
+            callbacks.forEach { $0() }
+        }
         guard let listener = options.noticeListener else { return }
         for n in notices {
             let notice: Notice
@@ -505,6 +660,10 @@ public final class Threadline {
                 notice = .sessionStarted(sessionId: Int64(bitPattern: sessionId))
             case let .consentChanged(consentJson):
                 notice = .consentChanged(Consent.parse(consentJson))
+            case let .rulesLoaded(revision):
+                notice = .rulesLoaded(revision: revision)
+            case let .rulesRejected(kind, message):
+                notice = .rulesRejected(kind: kind, message: message)
             }
             listener(notice)
         }
@@ -529,6 +688,8 @@ public final class Threadline {
         switch e {
         case let .InvalidEvent(kind, detail): return .invalidEvent(kind: kind, message: detail)
         case let .InvalidConsent(kind, detail): return .invalidConsent(kind: kind, message: detail)
+        case let .Decide(kind, detail): return .decide(kind: kind, message: detail)
+        case let .Rules(kind, detail): return .rules(kind: kind, message: detail)
         default: return .internal(kind: "internal", message: Threadline.describe(e), cause: e)
         }
     }

@@ -21,6 +21,17 @@ public struct ThreadlineConfig {
     public var batchMaxAgeMs: Int64?
     /// `queue.persistDebounceMs`: how long queue changes may stay in memory only.
     public var persistDebounceMs: Int64?
+    /// `rules.url`: where the rules artifact is fetched (and revalidated with its ETag).
+    public var rulesUrl: String?
+    /// `rules.publicKey`: base64 Ed25519 key; when set, only artifacts with a valid `.sig` are used.
+    public var rulesPublicKey: String?
+    /// `rules.refreshIntervalMs`: how often the artifact is revalidated.
+    public var rulesRefreshIntervalMs: Int64?
+    /// An artifact bundled with the app (e.g. from the main bundle), used at start only when no cached
+    /// copy exists, so decisions work on the first launch offline. Not part of the configuration JSON.
+    public var rulesArtifact: String?
+    /// The bundled artifact's detached signature (base64), needed when `rulesPublicKey` is set.
+    public var rulesSignature: String?
 
     private var extra: [(String, Any)] = []
 
@@ -51,6 +62,9 @@ public struct ThreadlineConfig {
         try put("batch.maxEvents", batchMaxEvents)
         try put("batch.maxAgeMs", batchMaxAgeMs)
         try put("queue.persistDebounceMs", persistDebounceMs)
+        try put("rules.url", rulesUrl)
+        try put("rules.publicKey", rulesPublicKey)
+        try put("rules.refreshIntervalMs", rulesRefreshIntervalMs)
         for (k, v) in extra { try put(k, v) }
         do {
             return try JSON.write(root)

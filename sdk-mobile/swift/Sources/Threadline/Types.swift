@@ -1,4 +1,5 @@
 import Foundation
+import ThreadlineBindings
 
 // The facade's value types, one to one with the Kotlin layer's Types.kt (same names, same fields).
 
@@ -91,6 +92,60 @@ public struct Stats {
 public enum Notice: Equatable {
     case sessionStarted(sessionId: Int64)
     case consentChanged(Consent)
+    /// A rules artifact is in use now (bundled, cached, loaded or fetched): `Threadline.decide` answers.
+    case rulesLoaded(revision: String?)
+    /// An artifact or its signature was refused; the previous artifact, if any, stays in use.
+    case rulesRejected(kind: String, message: String)
+}
+
+/// One offer to show in a placement, as `Threadline.decide` chose it. Hand it back unchanged to
+/// `displayed` / `clicked` (it may be kept across a restart). Kotlin: `dev.threadline.Decision`.
+public struct Decision: Equatable, Hashable {
+    public let decisionId: String
+    public let placement: String
+    public let offerId: String
+    /// The offer's `content` from the artifact as JSON text: the SDK never interprets it.
+    public let content: String
+    public let experimentId: String?
+    public let variantId: String?
+    /// The placement's default offer (no consent, held out, or nothing qualified).
+    public let isDefault: Bool
+
+    public init(
+        decisionId: String, placement: String, offerId: String, content: String,
+        experimentId: String?, variantId: String?, isDefault: Bool
+    ) {
+        self.decisionId = decisionId
+        self.placement = placement
+        self.offerId = offerId
+        self.content = content
+        self.experimentId = experimentId
+        self.variantId = variantId
+        self.isDefault = isDefault
+    }
+
+    /// `content` read into dictionaries, arrays, strings, numbers, booleans and `NSNull`.
+    public func contentValue() -> Any? {
+        guard let data = content.data(using: .utf8) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    }
+
+    /// `content` as a dictionary; empty when it is not a JSON object.
+    public func contentMap() -> [String: Any] { contentValue() as? [String: Any] ?? [:] }
+
+    init(native d: ThreadlineBindings.Decision) {
+        self.init(
+            decisionId: d.decisionId, placement: d.placement, offerId: d.offerId, content: d.contentJson,
+            experimentId: d.experimentId, variantId: d.variantId, isDefault: d.isDefault
+        )
+    }
+
+    var native: ThreadlineBindings.Decision {
+        ThreadlineBindings.Decision(
+            decisionId: decisionId, placement: placement, offerId: offerId, contentJson: content,
+            experimentId: experimentId, variantId: variantId, isDefault: isDefault
+        )
+    }
 }
 
 /// What went wrong in a call that the SDK refused or could not do. Analytics calls never throw into app
@@ -104,6 +159,12 @@ public enum ThreadlineError: Error, CustomStringConvertible {
     case invalidEvent(kind: String, message: String)
     /// Consent input (JSON, TC string, IAB values) was refused; consent did not change.
     case invalidConsent(kind: String, message: String)
+    /// `Threadline.decide` could not answer (`decide.unknownPlacement`, `decide.invalidContext`); it
+    /// returned an empty list.
+    case decide(kind: String, message: String)
+    /// A rules artifact or its signature was refused (`rules.artifact`, `rules.signature`, ...); the
+    /// artifact in use, if any, stays.
+    case rules(kind: String, message: String)
     /// A call after `Threadline.close()`: ignored.
     case closed(call: String)
     /// The transport or a listener failed unexpectedly, or the native layer did.
@@ -112,6 +173,7 @@ public enum ThreadlineError: Error, CustomStringConvertible {
     public var kind: String {
         switch self {
         case let .invalidEvent(kind, _), let .invalidConsent(kind, _), let .internal(kind, _, _): return kind
+        case let .decide(kind, _), let .rules(kind, _): return kind
         case .closed: return "client.closed"
         }
     }
@@ -120,6 +182,7 @@ public enum ThreadlineError: Error, CustomStringConvertible {
         switch self {
         case let .invalidEvent(_, message), let .invalidConsent(_, message), let .internal(_, message, _):
             return message
+        case let .decide(_, message), let .rules(_, message): return message
         case let .closed(call): return "\(call) after close() is ignored"
         }
     }
@@ -129,6 +192,8 @@ public enum ThreadlineError: Error, CustomStringConvertible {
         switch self {
         case .invalidEvent: name = "InvalidEvent"
         case .invalidConsent: name = "InvalidConsent"
+        case .decide: name = "Decide"
+        case .rules: name = "Rules"
         case .closed: name = "Closed"
         case .internal: name = "Internal"
         }
@@ -158,6 +223,26 @@ public protocol Transport: AnyObject {
     func post(url: String, headers: [String: String], body: Data) throws -> TransportResult
 }
 
+/// The answer to one rules request: `status` nil means no answer (network error).
+public struct RulesResult {
+    public let status: Int?
+    public let etag: String?
+    public let body: Data?
+
+    public init(status: Int?, etag: String? = nil, body: Data? = nil) {
+        self.status = status
+        self.etag = etag
+        self.body = body
+    }
+}
+
+/// Performs one rules `GET` (`etag`: send it as `If-None-Match`), bypassing every HTTP cache: the core
+/// decides freshness from the ETag. Called on the SDK's thread only; may block. A thrown error counts as
+/// no answer. Kotlin: `RulesTransport`.
+public protocol RulesTransport: AnyObject {
+    func get(url: String, etag: String?) throws -> RulesResult
+}
+
 /// Everything but the configuration and the directory; all optional.
 public struct ThreadlineOptions {
     public var transport: Transport
@@ -170,6 +255,8 @@ public struct ThreadlineOptions {
     public var userAgent: String?
     /// Locale and time zone of the device, sent in the events' context.
     public var reportEnvironment: Bool
+    /// Performs the rules artifact requests (when the configuration has `rules.url`).
+    public var rulesTransport: RulesTransport
 
     public init(
         transport: Transport = URLSessionTransport(),
@@ -177,7 +264,8 @@ public struct ThreadlineOptions {
         noticeListener: ((Notice) -> Void)? = nil,
         flushOnBackground: Bool = true,
         userAgent: String? = nil,
-        reportEnvironment: Bool = true
+        reportEnvironment: Bool = true,
+        rulesTransport: RulesTransport = URLSessionRulesTransport()
     ) {
         self.transport = transport
         self.errorHandler = errorHandler
@@ -185,6 +273,7 @@ public struct ThreadlineOptions {
         self.flushOnBackground = flushOnBackground
         self.userAgent = userAgent
         self.reportEnvironment = reportEnvironment
+        self.rulesTransport = rulesTransport
     }
 
     /// The default error handler: one line on the console (Kotlin: `ErrorHandler.LOG`).

@@ -62,3 +62,46 @@ public final class URLSessionTransport: NSObject, Transport, URLSessionTaskDeleg
         completionHandler(nil)
     }
 }
+
+/// The default `RulesTransport`: an ephemeral `URLSession` without a URL cache
+/// (`reloadIgnoringLocalAndRemoteCacheData`), sending the ETag as `If-None-Match` and reporting the
+/// status, `ETag` and body. Kotlin: `HttpRulesTransport` on `HttpURLConnection` with `useCaches = false`.
+public final class URLSessionRulesTransport: RulesTransport {
+    private let maxBytes: Int
+    private let session: URLSession
+
+    public init(timeout: TimeInterval = 20, maxBytes: Int = 4 * 1024 * 1024) {
+        self.maxBytes = maxBytes
+        let c = URLSessionConfiguration.ephemeral
+        c.timeoutIntervalForRequest = timeout
+        c.timeoutIntervalForResource = timeout * 2
+        c.httpShouldSetCookies = false
+        c.urlCache = nil
+        c.requestCachePolicy = .reloadIgnoringLocalAndRemoteCacheData
+        session = URLSession(configuration: c)
+    }
+
+    public func get(url: String, etag: String?) throws -> RulesResult {
+        guard let u = URL(string: url) else { throw URLError(.badURL) }
+        var req = URLRequest(url: u, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData)
+        req.httpMethod = "GET"
+        req.setValue("no-cache", forHTTPHeaderField: "Cache-Control")
+        if let etag = etag { req.setValue(etag, forHTTPHeaderField: "If-None-Match") }
+        let done = DispatchSemaphore(value: 0)
+        var result = RulesResult(status: nil)
+        let limit = maxBytes
+        let task = session.dataTask(with: req) { data, response, error in
+            defer { done.signal() }
+            guard error == nil, let http = response as? HTTPURLResponse, (100...599).contains(http.statusCode) else {
+                return
+            }
+            let tag = http.value(forHTTPHeaderField: "ETag")
+            // Too large to be ours: a failed request (no body), retried later by the core's rules.
+            let body = http.statusCode == 200 ? data.flatMap { $0.count <= limit ? $0 : nil } : nil
+            result = RulesResult(status: http.statusCode, etag: tag, body: body)
+        }
+        task.resume()
+        done.wait()
+        return result
+    }
+}

@@ -631,6 +631,29 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func alias(userId: String, previousId: String?) throws  -> String
     
     /**
+     * The person tapped `decision`: records `Offer Clicked` (once per
+     * decision; `None` when already reported).
+     */
+    func clicked(decision: Decision) throws  -> String?
+    
+    /**
+     * Which offers to show in `placement` now (at most `max`, at least one):
+     * synchronous, offline, from the artifact in use and the on-device
+     * profile. `context_json` is a JSON object merged into what conditions
+     * see (`app`, `cart`, ...); `utc_offset_minutes` the device's offset from
+     * UTC now (schedules are in local time). Before any artifact is loaded:
+     * an empty list, not an error, so a screen can render its fallback.
+     */
+    func decide(placement: String, max: UInt32, contextJson: String?, utcOffsetMinutes: Int32) throws  -> [Decision]
+    
+    /**
+     * The app showed `decision`: records `Offer Displayed` and counts an
+     * impression for frequency caps. Returns the event's messageId, or
+     * `None` when this decision was already reported.
+     */
+    func displayed(decision: Decision) throws  -> String?
+    
+    /**
      * A handle for the JNI fast path of `track` and `screen`
      * (`dev.threadline.sdk.NativeTrack`), valid while this client lives.
      * On Apple platforms there is no JNI: 0, and Swift calls `track`.
@@ -666,6 +689,16 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func identify(userId: String?, traitsJson: String?, idsJson: String?) throws  -> String
     
     /**
+     * Hands over an artifact the app carries (bundled in the app, or from
+     * its own backend) with its detached base64 signature. Unless
+     * `replace`, it is used only while none is loaded, so a bundled copy
+     * never overrides a newer cached one. Returns whether it is in use now;
+     * a refused artifact leaves the previous one in use (and a
+     * `RulesRejected` notice).
+     */
+    func loadRules(artifact: String, signature: String?, replace: Bool) throws  -> Bool
+    
+    /**
      * Connectivity came back: ends a wait caused by network errors.
      */
     func networkAvailable() 
@@ -679,6 +712,12 @@ public protocol ClientProtocol: AnyObject, Sendable {
      * confirmed; the collector drops the duplicates by messageId.
      */
     func nextHandoff(maxBodyBytes: UInt32)  -> Upload?
+    
+    /**
+     * The rules request to perform now, if one is due (the host loop asks
+     * after its uploads; `poll_timeout_ms` already counts the due time).
+     */
+    func nextRulesFetch()  -> RulesFetch?
     
     /**
      * The next upload to perform now, or `None` when nothing is due (then
@@ -728,9 +767,36 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func pollUpload()  -> UploadPoll
     
     /**
+     * Revalidates the artifact at once: the next `next_rules_fetch` returns
+     * a request.
+     */
+    func refreshRules() 
+    
+    /**
      * Logout: forgets the user and rotates the device id.
      */
     func reset() 
+    
+    /**
+     * Reports a rules request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `etag` the response's `ETag` header, `body`
+     * the response body of a 200. A 304 keeps the artifact in use; any other
+     * outcome is a failure the core retries later. A returned fetch (the
+     * signature of a changed artifact) must be performed at once and
+     * reported the same way. A refused artifact is an error here and a
+     * `RulesRejected` notice; the previous artifact stays in use.
+     */
+    func rulesFetched(id: UInt64, status: UInt16?, etag: String?, body: Data?) throws  -> RulesFetch?
+    
+    /**
+     * Whether an artifact is in use (`decide` answers from it).
+     */
+    func rulesReady()  -> Bool
+    
+    /**
+     * The `revision` label of the artifact in use.
+     */
+    func rulesRevision()  -> String?
     
     /**
      * Records a `screen` event; returns its messageId.
@@ -780,8 +846,8 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func stats()  -> String
     
     /**
-     * Notices since the last call (session started, consent changed),
-     * oldest first; at most the last 64 are kept.
+     * Notices since the last call (session started, consent changed,
+     * rules loaded or rejected), oldest first; at most the last 64 are kept.
      */
     func takeNotices()  -> [Notice]
     
@@ -916,6 +982,56 @@ open func alias(userId: String, previousId: String?)throws  -> String  {
 }
     
     /**
+     * The person tapped `decision`: records `Offer Clicked` (once per
+     * decision; `None` when already reported).
+     */
+open func clicked(decision: Decision)throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_clicked(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDecision_lower(decision),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Which offers to show in `placement` now (at most `max`, at least one):
+     * synchronous, offline, from the artifact in use and the on-device
+     * profile. `context_json` is a JSON object merged into what conditions
+     * see (`app`, `cart`, ...); `utc_offset_minutes` the device's offset from
+     * UTC now (schedules are in local time). Before any artifact is loaded:
+     * an empty list, not an error, so a screen can render its fallback.
+     */
+open func decide(placement: String, max: UInt32, contextJson: String?, utcOffsetMinutes: Int32)throws  -> [Decision]  {
+    return try  FfiConverterSequenceTypeDecision.lift(try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_decide(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(placement),
+        FfiConverterUInt32.lower(max),
+        FfiConverterOptionString.lower(contextJson),
+        FfiConverterInt32.lower(utcOffsetMinutes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The app showed `decision`: records `Offer Displayed` and counts an
+     * impression for frequency caps. Returns the event's messageId, or
+     * `None` when this decision was already reported.
+     */
+open func displayed(decision: Decision)throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_displayed(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDecision_lower(decision),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * A handle for the JNI fast path of `track` and `screen`
      * (`dev.threadline.sdk.NativeTrack`), valid while this client lives.
      * On Apple platforms there is no JNI: 0, and Swift calls `track`.
@@ -996,6 +1112,26 @@ open func identify(userId: String?, traitsJson: String?, idsJson: String?)throws
 }
     
     /**
+     * Hands over an artifact the app carries (bundled in the app, or from
+     * its own backend) with its detached base64 signature. Unless
+     * `replace`, it is used only while none is loaded, so a bundled copy
+     * never overrides a newer cached one. Returns whether it is in use now;
+     * a refused artifact leaves the previous one in use (and a
+     * `RulesRejected` notice).
+     */
+open func loadRules(artifact: String, signature: String?, replace: Bool)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_load_rules(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(artifact),
+        FfiConverterOptionString.lower(signature),
+        FfiConverterBool.lower(replace),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Connectivity came back: ends a wait caused by network errors.
      */
 open func networkAvailable()  {try! rustCall() {
@@ -1020,6 +1156,19 @@ open func nextHandoff(maxBodyBytes: UInt32) -> Upload?  {
     uniffi_sdk_mobile_fn_method_client_next_handoff(
             self.uniffiCloneHandle(),
         FfiConverterUInt32.lower(maxBodyBytes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The rules request to perform now, if one is due (the host loop asks
+     * after its uploads; `poll_timeout_ms` already counts the due time).
+     */
+open func nextRulesFetch() -> RulesFetch?  {
+    return try!  FfiConverterOptionTypeRulesFetch.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_next_rules_fetch(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -1120,6 +1269,18 @@ open func pollUpload() -> UploadPoll  {
 }
     
     /**
+     * Revalidates the artifact at once: the next `next_rules_fetch` returns
+     * a request.
+     */
+open func refreshRules()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_refresh_rules(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Logout: forgets the user and rotates the device id.
      */
 open func reset()  {try! rustCall() {
@@ -1128,6 +1289,52 @@ open func reset()  {try! rustCall() {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Reports a rules request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `etag` the response's `ETag` header, `body`
+     * the response body of a 200. A 304 keeps the artifact in use; any other
+     * outcome is a failure the core retries later. A returned fetch (the
+     * signature of a changed artifact) must be performed at once and
+     * reported the same way. A refused artifact is an error here and a
+     * `RulesRejected` notice; the previous artifact stays in use.
+     */
+open func rulesFetched(id: UInt64, status: UInt16?, etag: String?, body: Data?)throws  -> RulesFetch?  {
+    return try  FfiConverterOptionTypeRulesFetch.lift(try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_rules_fetched(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(id),
+        FfiConverterOptionUInt16.lower(status),
+        FfiConverterOptionString.lower(etag),
+        FfiConverterOptionData.lower(body),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether an artifact is in use (`decide` answers from it).
+     */
+open func rulesReady() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_rules_ready(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The `revision` label of the artifact in use.
+     */
+open func rulesRevision() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_rules_revision(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1242,8 +1449,8 @@ open func stats() -> String  {
 }
     
     /**
-     * Notices since the last call (session started, consent changed),
-     * oldest first; at most the last 64 are kept.
+     * Notices since the last call (session started, consent changed,
+     * rules loaded or rejected), oldest first; at most the last 64 are kept.
      */
 open func takeNotices() -> [Notice]  {
     return try!  FfiConverterSequenceTypeNotice.lift(try! rustCall() {
@@ -1546,6 +1753,100 @@ public func FfiConverterTypeDeterministicSource_lower(_ value: DeterministicSour
 
 
 
+/**
+ * One offer to show in a placement, as `decide` chose it. Hand it back
+ * unchanged to `displayed` / `clicked` (it may be kept across a restart).
+ */
+public struct Decision: Equatable, Hashable {
+    public var decisionId: String
+    public var placement: String
+    public var offerId: String
+    /**
+     * The offer's `content` from the artifact, as JSON text: the SDK never
+     * interprets it, the app renders it.
+     */
+    public var contentJson: String
+    public var experimentId: String?
+    public var variantId: String?
+    /**
+     * The placement's default offer (no consent, held out, or nothing
+     * qualified).
+     */
+    public var isDefault: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(decisionId: String, placement: String, offerId: String, 
+        /**
+         * The offer's `content` from the artifact, as JSON text: the SDK never
+         * interprets it, the app renders it.
+         */contentJson: String, experimentId: String?, variantId: String?, 
+        /**
+         * The placement's default offer (no consent, held out, or nothing
+         * qualified).
+         */isDefault: Bool) {
+        self.decisionId = decisionId
+        self.placement = placement
+        self.offerId = offerId
+        self.contentJson = contentJson
+        self.experimentId = experimentId
+        self.variantId = variantId
+        self.isDefault = isDefault
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Decision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDecision: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Decision {
+        return
+            try Decision(
+                decisionId: FfiConverterString.read(from: &buf), 
+                placement: FfiConverterString.read(from: &buf), 
+                offerId: FfiConverterString.read(from: &buf), 
+                contentJson: FfiConverterString.read(from: &buf), 
+                experimentId: FfiConverterOptionString.read(from: &buf), 
+                variantId: FfiConverterOptionString.read(from: &buf), 
+                isDefault: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Decision, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.decisionId, into: &buf)
+        FfiConverterString.write(value.placement, into: &buf)
+        FfiConverterString.write(value.offerId, into: &buf)
+        FfiConverterString.write(value.contentJson, into: &buf)
+        FfiConverterOptionString.write(value.experimentId, into: &buf)
+        FfiConverterOptionString.write(value.variantId, into: &buf)
+        FfiConverterBool.write(value.isDefault, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecision_lift(_ buf: RustBuffer) throws -> Decision {
+    return try FfiConverterTypeDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecision_lower(_ value: Decision) -> RustBuffer {
+    return FfiConverterTypeDecision.lower(value)
+}
+
+
 public struct Header: Equatable, Hashable {
     public var name: String
     public var value: String
@@ -1597,6 +1898,74 @@ public func FfiConverterTypeHeader_lift(_ buf: RustBuffer) throws -> Header {
 #endif
 public func FfiConverterTypeHeader_lower(_ value: Header) -> RustBuffer {
     return FfiConverterTypeHeader.lower(value)
+}
+
+
+/**
+ * A rules artifact request the host must perform: `GET url`, with
+ * `If-None-Match: etag` when set and no HTTP cache in between, then report
+ * with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
+ * of an artifact just received.
+ */
+public struct RulesFetch: Equatable, Hashable {
+    public var id: UInt64
+    public var url: String
+    public var etag: String?
+    public var signature: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: UInt64, url: String, etag: String?, signature: Bool) {
+        self.id = id
+        self.url = url
+        self.etag = etag
+        self.signature = signature
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RulesFetch: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRulesFetch: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RulesFetch {
+        return
+            try RulesFetch(
+                id: FfiConverterUInt64.read(from: &buf), 
+                url: FfiConverterString.read(from: &buf), 
+                etag: FfiConverterOptionString.read(from: &buf), 
+                signature: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RulesFetch, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.id, into: &buf)
+        FfiConverterString.write(value.url, into: &buf)
+        FfiConverterOptionString.write(value.etag, into: &buf)
+        FfiConverterBool.write(value.signature, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRulesFetch_lift(_ buf: RustBuffer) throws -> RulesFetch {
+    return try FfiConverterTypeRulesFetch.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRulesFetch_lower(_ value: RulesFetch) -> RustBuffer {
+    return FfiConverterTypeRulesFetch.lower(value)
 }
 
 
@@ -1680,6 +2049,18 @@ public enum Notice: Equatable, Hashable {
      */
     case consentChanged(consentJson: String
     )
+    /**
+     * A rules artifact is in use now (bundled, cached, loaded or fetched):
+     * `decide` answers from it, and `rules_ready()` is true.
+     */
+    case rulesLoaded(revision: String?
+    )
+    /**
+     * An artifact (or its signature) was refused; the previous one, if
+     * any, stays in use. `kind` as in [`ThreadlineError::Rules`].
+     */
+    case rulesRejected(kind: String, message: String
+    )
 
 
 
@@ -1707,6 +2088,12 @@ public struct FfiConverterTypeNotice: FfiConverterRustBuffer {
         case 2: return .consentChanged(consentJson: try FfiConverterString.read(from: &buf)
         )
         
+        case 3: return .rulesLoaded(revision: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        case 4: return .rulesRejected(kind: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -1723,6 +2110,17 @@ public struct FfiConverterTypeNotice: FfiConverterRustBuffer {
         case let .consentChanged(consentJson):
             writeInt(&buf, Int32(2))
             FfiConverterString.write(consentJson, into: &buf)
+            
+        
+        case let .rulesLoaded(revision):
+            writeInt(&buf, Int32(3))
+            FfiConverterOptionString.write(revision, into: &buf)
+            
+        
+        case let .rulesRejected(kind,message):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(message, into: &buf)
             
         }
     }
@@ -1781,6 +2179,22 @@ enum ThreadlineError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case UnknownUpload(id: UInt64
     )
+    /**
+     * `decide` could not answer: `kind` is `decide.unknownPlacement` (not
+     * in the artifact in use) or `decide.invalidContext` (the context is not
+     * a JSON object). Before any artifact is loaded `decide` returns an
+     * empty list instead, as on the web.
+     */
+    case Decide(kind: String, detail: String
+    )
+    /**
+     * A rules artifact or its signature was refused (the previous artifact
+     * stays in use), or a rules fetch was reported that is not in flight.
+     * `kind`: `rules.artifact`, `rules.signature`, `rules.cache`,
+     * `rules.unknownFetch`, `rules.publicKey`, `rules.url`.
+     */
+    case Rules(kind: String, detail: String
+    )
 
     
 
@@ -1827,6 +2241,14 @@ public struct FfiConverterTypeThreadlineError: FfiConverterRustBuffer {
         case 5: return .UnknownUpload(
             id: try FfiConverterUInt64.read(from: &buf)
             )
+        case 6: return .Decide(
+            kind: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 7: return .Rules(
+            kind: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -1864,6 +2286,18 @@ public struct FfiConverterTypeThreadlineError: FfiConverterRustBuffer {
         case let .UnknownUpload(id):
             writeInt(&buf, Int32(5))
             FfiConverterUInt64.write(id, into: &buf)
+            
+        
+        case let .Decide(kind,detail):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Rules(kind,detail):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
             
         }
     }
@@ -2075,6 +2509,54 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeRulesFetch: FfiConverterRustBuffer {
+    typealias SwiftType = RulesFetch?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRulesFetch.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRulesFetch.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeUpload: FfiConverterRustBuffer {
     typealias SwiftType = Upload?
 
@@ -2116,6 +2598,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDecision: FfiConverterRustBuffer {
+    typealias SwiftType = [Decision]
+
+    public static func write(_ value: [Decision], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDecision.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Decision] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Decision]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDecision.read(from: &buf))
         }
         return seq
     }
@@ -2202,6 +2709,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sdk_mobile_checksum_method_client_alias() != 27856) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sdk_mobile_checksum_method_client_clicked() != 16408) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_decide() != 6967) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_displayed() != 59757) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sdk_mobile_checksum_method_client_fast_handle() != 33088) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -2220,10 +2736,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sdk_mobile_checksum_method_client_identify() != 23109) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sdk_mobile_checksum_method_client_load_rules() != 49730) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sdk_mobile_checksum_method_client_network_available() != 10618) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_next_handoff() != 8268) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_next_rules_fetch() != 31577) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_next_upload() != 7573) {
@@ -2247,7 +2769,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sdk_mobile_checksum_method_client_poll_upload() != 11198) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sdk_mobile_checksum_method_client_refresh_rules() != 39195) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sdk_mobile_checksum_method_client_reset() != 53571) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_rules_fetched() != 15309) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_rules_ready() != 20372) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_rules_revision() != 59605) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_screen() != 15979) {
@@ -2274,7 +2808,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sdk_mobile_checksum_method_client_stats() != 64162) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sdk_mobile_checksum_method_client_take_notices() != 11486) {
+    if (uniffi_sdk_mobile_checksum_method_client_take_notices() != 8121) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_take_store_log() != 29315) {

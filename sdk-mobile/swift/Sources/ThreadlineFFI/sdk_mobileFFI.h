@@ -268,6 +268,21 @@ uint64_t uniffi_sdk_mobile_fn_constructor_client_with_source(RustBuffer config_j
 RustBuffer uniffi_sdk_mobile_fn_method_client_alias(uint64_t ptr, RustBuffer user_id, RustBuffer previous_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_CLICKED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_CLICKED
+RustBuffer uniffi_sdk_mobile_fn_method_client_clicked(uint64_t ptr, RustBuffer decision, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DECIDE
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DECIDE
+RustBuffer uniffi_sdk_mobile_fn_method_client_decide(uint64_t ptr, RustBuffer placement, uint32_t max, RustBuffer context_json, int32_t utc_offset_minutes, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DISPLAYED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DISPLAYED
+RustBuffer uniffi_sdk_mobile_fn_method_client_displayed(uint64_t ptr, RustBuffer decision, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_FAST_HANDLE
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_FAST_HANDLE
 uint64_t uniffi_sdk_mobile_fn_method_client_fast_handle(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -298,6 +313,11 @@ void uniffi_sdk_mobile_fn_method_client_handoff_finished(uint64_t ptr, uint64_t 
 RustBuffer uniffi_sdk_mobile_fn_method_client_identify(uint64_t ptr, RustBuffer user_id, RustBuffer traits_json, RustBuffer ids_json, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_LOAD_RULES
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_LOAD_RULES
+int8_t uniffi_sdk_mobile_fn_method_client_load_rules(uint64_t ptr, RustBuffer artifact, RustBuffer signature, int8_t replace, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NETWORK_AVAILABLE
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NETWORK_AVAILABLE
 void uniffi_sdk_mobile_fn_method_client_network_available(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -306,6 +326,11 @@ void uniffi_sdk_mobile_fn_method_client_network_available(uint64_t ptr, RustCall
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_HANDOFF
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_HANDOFF
 RustBuffer uniffi_sdk_mobile_fn_method_client_next_handoff(uint64_t ptr, uint32_t max_body_bytes, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_RULES_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_RULES_FETCH
+RustBuffer uniffi_sdk_mobile_fn_method_client_next_rules_fetch(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_UPLOAD
@@ -343,9 +368,29 @@ RustBuffer uniffi_sdk_mobile_fn_method_client_poll_timeout_ms(uint64_t ptr, Rust
 RustBuffer uniffi_sdk_mobile_fn_method_client_poll_upload(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_REFRESH_RULES
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_REFRESH_RULES
+void uniffi_sdk_mobile_fn_method_client_refresh_rules(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RESET
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RESET
 void uniffi_sdk_mobile_fn_method_client_reset(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RULES_FETCHED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RULES_FETCHED
+RustBuffer uniffi_sdk_mobile_fn_method_client_rules_fetched(uint64_t ptr, uint64_t id, RustBuffer status, RustBuffer etag, RustBuffer body, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RULES_READY
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RULES_READY
+int8_t uniffi_sdk_mobile_fn_method_client_rules_ready(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RULES_REVISION
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_RULES_REVISION
+RustBuffer uniffi_sdk_mobile_fn_method_client_rules_revision(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_SCREEN
@@ -721,6 +766,24 @@ uint16_t uniffi_sdk_mobile_checksum_method_client_alias(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_CLICKED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_CLICKED
+uint16_t uniffi_sdk_mobile_checksum_method_client_clicked(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DECIDE
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DECIDE
+uint16_t uniffi_sdk_mobile_checksum_method_client_decide(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DISPLAYED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DISPLAYED
+uint16_t uniffi_sdk_mobile_checksum_method_client_displayed(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_FAST_HANDLE
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_FAST_HANDLE
 uint16_t uniffi_sdk_mobile_checksum_method_client_fast_handle(void
@@ -757,6 +820,12 @@ uint16_t uniffi_sdk_mobile_checksum_method_client_identify(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_LOAD_RULES
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_LOAD_RULES
+uint16_t uniffi_sdk_mobile_checksum_method_client_load_rules(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NETWORK_AVAILABLE
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NETWORK_AVAILABLE
 uint16_t uniffi_sdk_mobile_checksum_method_client_network_available(void
@@ -766,6 +835,12 @@ uint16_t uniffi_sdk_mobile_checksum_method_client_network_available(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_HANDOFF
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_HANDOFF
 uint16_t uniffi_sdk_mobile_checksum_method_client_next_handoff(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_RULES_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_RULES_FETCH
+uint16_t uniffi_sdk_mobile_checksum_method_client_next_rules_fetch(void
     
 );
 #endif
@@ -811,9 +886,33 @@ uint16_t uniffi_sdk_mobile_checksum_method_client_poll_upload(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_REFRESH_RULES
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_REFRESH_RULES
+uint16_t uniffi_sdk_mobile_checksum_method_client_refresh_rules(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RESET
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RESET
 uint16_t uniffi_sdk_mobile_checksum_method_client_reset(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RULES_FETCHED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RULES_FETCHED
+uint16_t uniffi_sdk_mobile_checksum_method_client_rules_fetched(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RULES_READY
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RULES_READY
+uint16_t uniffi_sdk_mobile_checksum_method_client_rules_ready(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RULES_REVISION
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_RULES_REVISION
+uint16_t uniffi_sdk_mobile_checksum_method_client_rules_revision(void
     
 );
 #endif

@@ -42,11 +42,20 @@ import dev.threadline.sdk.Notice as NativeNotice
  *
  * One upload at a time: the loop is sequential, so `batch.maxInFlight` above 1 has no effect here.
  */
-class Threadline(
+class Threadline private constructor(
     configJson: String,
     storageDir: File,
-    private val options: ThreadlineOptions = ThreadlineOptions(),
+    private val options: ThreadlineOptions,
+    bundledRules: String?,
+    bundledSignature: String?,
 ) : Closeable {
+
+    constructor(configJson: String, storageDir: File, options: ThreadlineOptions = ThreadlineOptions()) :
+        this(configJson, storageDir, options, null, null)
+
+    /** Builds the configuration JSON from a [ThreadlineConfig]; loads its bundled rules artifact, if any. */
+    constructor(config: ThreadlineConfig, storageDir: File, options: ThreadlineOptions = ThreadlineOptions()) :
+        this(config.toJson(), storageDir, options, config.rulesArtifact, config.rulesSignature)
 
     private val client: Client
 
@@ -75,6 +84,11 @@ class Threadline(
     private val backgroundChanged = backgroundLock.newCondition()
     private val thread: Thread
 
+    // --- rules readiness: ready() waits on it, onReady callbacks wait in it ---
+    private val readyLock = ReentrantLock()
+    private val readyChanged = readyLock.newCondition()
+    private val readyCallbacks = ArrayList<() -> Unit>()
+
     init {
         // Fails loudly (checksum mismatch) when the committed bindings do not match the loaded library.
         uniffiEnsureInitialized()
@@ -93,15 +107,13 @@ class Threadline(
         if (options.fastPath && NativeTrack.available) {
             fastHandle = client.fastHandle().toLong()
         }
+        // After the cached copy (restored by the client): a bundled artifact never overrides a newer one.
+        if (bundledRules != null) native("loadRules") { client.loadRules(bundledRules, bundledSignature, false) }
         thread = Thread(::runLoop, "threadline-upload").apply {
             isDaemon = true
             start()
         }
     }
-
-    /** Builds the configuration JSON from a [ThreadlineConfig]. */
-    constructor(config: ThreadlineConfig, storageDir: File, options: ThreadlineOptions = ThreadlineOptions()) :
-        this(config.toJson(), storageDir, options)
 
     // ------------------------------------------------------------------ events
 
@@ -166,6 +178,102 @@ class Threadline(
 
     /** Sends what is queued now instead of waiting for a full batch (asynchronously, on the upload thread). */
     fun flush() = native("flush") { client.flush(); wake() } ?: Unit
+
+    // --------------------------------------------------------------- decisions
+
+    /**
+     * Which offers to show in [placement] now (at most [max]): synchronous, offline, no I/O, from the
+     * rules artifact in use and the on-device profile; safe on the main thread. [context] is merged into
+     * what conditions see (`app`, `cart`, ...), written like event properties. Before any artifact is
+     * loaded, and on a refused call (reported as [ThreadlineError.Decide]): an empty list, so the screen
+     * renders its fallback.
+     */
+    fun decide(placement: String, max: Int = 1, context: Map<String, Any?>? = null): List<Decision> {
+        if (closed.get()) return reportNull<List<Decision>>(ThreadlineError.Closed("decide")).orEmpty()
+        val ctx = try {
+            JsonWriter.writeObject(context)
+        } catch (e: JsonException) {
+            return reportNull<List<Decision>>(ThreadlineError.Decide("decide.invalidContext", e.message ?: e.kind))
+                .orEmpty()
+        }
+        val offsetMinutes = TimeZone.getDefault().getOffset(System.currentTimeMillis()) / 60_000
+        return native("decide") {
+            // A new experiment assignment is stored by the loop (debounced): wake it to set its timer.
+            client.decide(placement, max.coerceAtLeast(1).toUInt(), ctx, offsetMinutes).also { wake() }
+        }?.map(Decision::of).orEmpty()
+    }
+
+    /**
+     * The app showed [decision]: records `Offer Displayed` and counts an impression for frequency caps.
+     * Returns the event's messageId; null when this decision was already reported (or on an error,
+     * reported).
+     */
+    fun displayed(decision: Decision): String? =
+        native("displayed") { client.displayed(decision.toNative()).also { wake() } }
+
+    /** The person tapped [decision]: records `Offer Clicked`, once per decision (messageId, or null). */
+    fun clicked(decision: Decision): String? =
+        native("clicked") { client.clicked(decision.toNative()).also { wake() } }
+
+    /**
+     * Uses [artifactJson] (from the app's own backend, say) in place of the current artifact; with a
+     * configured public key, [signature] (base64) must verify. Returns whether it is in use; a refused
+     * artifact is reported as [ThreadlineError.Rules] and the previous one stays.
+     */
+    fun loadRules(artifactJson: String, signature: String? = null): Boolean =
+        native("loadRules") { client.loadRules(artifactJson, signature, true).also { wake() } } ?: false
+
+    /** Revalidates the artifact now (the upload thread fetches it, with its ETag). */
+    fun refreshRules() = native("refreshRules") { client.refreshRules(); wake() } ?: Unit
+
+    /** Whether an artifact is in use now. */
+    val rulesReady: Boolean get() = !closed.get() && nativeRulesReady()
+
+    /** The `revision` label of the artifact in use. */
+    val rulesRevision: String? get() = if (closed.get()) null else try { client.rulesRevision() } catch (e: IllegalStateException) { null }
+
+    /**
+     * Blocks the calling thread up to [timeoutMs] until a rules artifact is in use (cached, bundled,
+     * loaded or fetched); true if one is. **Not on the main thread**: use [onReady] there.
+     */
+    fun ready(timeoutMs: Long): Boolean {
+        val end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs)
+        readyLock.withLock {
+            while (true) {
+                if (closed.get()) return false
+                if (nativeRulesReady()) return true
+                val left = end - System.nanoTime()
+                if (left <= 0) return false
+                readyChanged.awaitNanos(left)
+            }
+        }
+    }
+
+    /**
+     * Runs [callback] once a rules artifact is in use: at once on the calling thread when one is already,
+     * otherwise on the SDK's thread when it is loaded. Never runs after [close].
+     */
+    fun onReady(callback: () -> Unit) {
+        if (closed.get()) return report(ThreadlineError.Closed("onReady"))
+        val now = readyLock.withLock {
+            nativeRulesReady().also { if (!it) readyCallbacks.add(callback) }
+        }
+        if (now) runReadyCallback(callback)
+    }
+
+    private fun nativeRulesReady(): Boolean = try {
+        client.rulesReady()
+    } catch (e: IllegalStateException) {
+        false // destroyed by close()
+    }
+
+    private fun runReadyCallback(callback: () -> Unit) {
+        try {
+            callback()
+        } catch (e: Exception) {
+            report(internal("onReady", e))
+        }
+    }
 
     // ----------------------------------------------------------------- consent
 
@@ -284,6 +392,10 @@ class Threadline(
             client.destroy()
         }
         backgroundLock.withLock { backgroundChanged.signalAll() }
+        readyLock.withLock {
+            readyCallbacks.clear()
+            readyChanged.signalAll()
+        }
     }
 
     // ------------------------------------------------------- the upload loop
@@ -348,7 +460,10 @@ class Threadline(
         }
     }
 
-    /** One pass: lifecycle requests, due storage work, notices, then every due upload in turn. */
+    /**
+     * One pass: lifecycle requests, due storage work, notices, every due upload in turn, then the rules
+     * requests that are due (`pollTimeoutMs` counts their due time too).
+     */
     private fun cycle() {
         val bg = backgroundRequested.get()
         if (bg != backgroundDone.get()) {
@@ -362,7 +477,7 @@ class Threadline(
         deliverNotices()
         while (true) {
             if (backgroundRequested.get() != backgroundDone.get()) return // handle it first, next pass
-            val u = loopCall { client.nextUpload() } ?: return
+            val u = loopCall { client.nextUpload() } ?: break
             // The core stores the queue as events leave: a kill during the request loses nothing.
             loopCall { client.persist() }
             val headers = LinkedHashMap<String, String>(u.headers.size * 2)
@@ -390,15 +505,50 @@ class Threadline(
             loopCall { client.persist() }
             deliverNotices()
         }
+        fetchRules()
+    }
+
+    /** Performs the due rules requests; a follow-up (the signature of a changed artifact) at once. */
+    private fun fetchRules() {
+        var fetch = loopCall { client.nextRulesFetch() } ?: return
+        while (true) {
+            val r = try {
+                options.rulesTransport.get(fetch.url, fetch.etag)
+            } catch (e: IOException) {
+                RulesResult(null)
+            } catch (e: Exception) {
+                report(internal("rulesTransport", e))
+                RulesResult(null)
+            }
+            val status = r.status?.takeIf { it in 100..599 }?.toUShort()
+            val next = try {
+                loopCall { client.rulesFetched(fetch.id, status, r.etag, r.body) }
+            } catch (e: ThreadlineException) {
+                report(mapError(e))
+                null
+            }
+            fetch = next ?: break
+        }
+        loopCall { client.persist() } // the new artifact's cache record
+        deliverNotices()
     }
 
     private fun deliverNotices() {
         val notices = loopCall { client.takeNotices() }
+        if (notices.any { it is NativeNotice.RulesLoaded }) {
+            val callbacks = readyLock.withLock {
+                readyChanged.signalAll()
+                ArrayList(readyCallbacks).also { readyCallbacks.clear() }
+            }
+            for (c in callbacks) runReadyCallback(c)
+        }
         val listener = options.noticeListener ?: return
         for (n in notices) {
             val notice = when (n) {
                 is NativeNotice.SessionStarted -> Notice.SessionStarted(n.sessionId.toLong())
                 is NativeNotice.ConsentChanged -> Notice.ConsentChanged(Consent.parse(n.consentJson))
+                is NativeNotice.RulesLoaded -> Notice.RulesLoaded(n.revision)
+                is NativeNotice.RulesRejected -> Notice.RulesRejected(n.kind, n.message)
             }
             try {
                 listener.onNotice(notice)
@@ -429,6 +579,8 @@ class Threadline(
     private fun mapError(e: ThreadlineException): ThreadlineError = when (e) {
         is ThreadlineException.InvalidEvent -> ThreadlineError.InvalidEvent(e.kind, e.detail)
         is ThreadlineException.InvalidConsent -> ThreadlineError.InvalidConsent(e.kind, e.detail)
+        is ThreadlineException.Decide -> ThreadlineError.Decide(e.kind, e.detail)
+        is ThreadlineException.Rules -> ThreadlineError.Rules(e.kind, e.detail)
         else -> ThreadlineError.Internal("internal", e.message ?: e.toString(), e)
     }
 

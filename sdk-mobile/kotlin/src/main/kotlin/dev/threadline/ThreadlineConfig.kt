@@ -20,6 +20,19 @@ class ThreadlineConfig(val endpoint: String, val writeKey: String, block: Thread
     var batchMaxAgeMs: Long? = null
     /** `queue.persistDebounceMs`: how long queue changes may stay in memory only. */
     var persistDebounceMs: Long? = null
+    /** `rules.url`: where the rules artifact is fetched (and revalidated with its ETag). */
+    var rulesUrl: String? = null
+    /** `rules.publicKey`: base64 Ed25519 key; when set, only artifacts with a valid `.sig` are used. */
+    var rulesPublicKey: String? = null
+    /** `rules.refreshIntervalMs`: how often the artifact is revalidated. */
+    var rulesRefreshIntervalMs: Long? = null
+    /**
+     * An artifact bundled with the app (e.g. read from assets), used at start only when no cached copy
+     * exists, so decisions work on the first launch offline. Not part of the configuration JSON.
+     */
+    var rulesArtifact: String? = null
+    /** The bundled artifact's detached signature (base64), needed when [rulesPublicKey] is set. */
+    var rulesSignature: String? = null
 
     private val extra = LinkedHashMap<String, Any?>()
 
@@ -49,6 +62,9 @@ class ThreadlineConfig(val endpoint: String, val writeKey: String, block: Thread
         put("batch.maxEvents", batchMaxEvents)
         put("batch.maxAgeMs", batchMaxAgeMs)
         put("queue.persistDebounceMs", persistDebounceMs)
+        put("rules.url", rulesUrl)
+        put("rules.publicKey", rulesPublicKey)
+        put("rules.refreshIntervalMs", rulesRefreshIntervalMs)
         for ((k, v) in extra) put(k, v)
         return JsonWriter.write(root)
     }

@@ -87,6 +87,48 @@ data class Stats(val raw: Map<String, Any?>) {
 sealed class Notice {
     data class SessionStarted(val sessionId: Long) : Notice()
     data class ConsentChanged(val consent: Consent) : Notice()
+
+    /** A rules artifact is in use now (bundled, cached, loaded or fetched): [Threadline.decide] answers. */
+    data class RulesLoaded(val revision: String?) : Notice()
+
+    /** An artifact or its signature was refused; the previous artifact, if any, stays in use. */
+    data class RulesRejected(val kind: String, val message: String) : Notice()
+}
+
+/**
+ * One offer to show in a placement, as [Threadline.decide] chose it. Hand it back unchanged to
+ * [Threadline.displayed] / [Threadline.clicked] (it may be kept across a restart).
+ */
+data class Decision(
+    val decisionId: String,
+    val placement: String,
+    val offerId: String,
+    /** The offer's `content` from the artifact as JSON text: the SDK never interprets it. */
+    val content: String,
+    val experimentId: String?,
+    val variantId: String?,
+    /** The placement's default offer (no consent, held out, or nothing qualified). */
+    val isDefault: Boolean,
+) {
+    /** [content] read into maps, lists, strings, numbers, booleans and null. */
+    fun contentValue(): Any? = try {
+        JsonReader.parse(content)
+    } catch (_: IllegalArgumentException) {
+        null
+    }
+
+    /** [content] as a map; empty when it is not a JSON object. */
+    @Suppress("UNCHECKED_CAST")
+    fun contentMap(): Map<String, Any?> = (contentValue() as? Map<String, Any?>).orEmpty()
+
+    internal fun toNative() = dev.threadline.sdk.Decision(
+        decisionId, placement, offerId, content, experimentId, variantId, isDefault,
+    )
+
+    internal companion object {
+        fun of(d: dev.threadline.sdk.Decision) =
+            Decision(d.decisionId, d.placement, d.offerId, d.contentJson, d.experimentId, d.variantId, d.isDefault)
+    }
 }
 
 fun interface NoticeListener {
@@ -107,6 +149,18 @@ sealed class ThreadlineError(val kind: String, val message: String, val cause: T
 
     /** Consent input (JSON, TC string, IAB values) was refused; consent did not change. */
     class InvalidConsent(kind: String, message: String) : ThreadlineError(kind, message)
+
+    /**
+     * [Threadline.decide] could not answer (`decide.unknownPlacement`, `decide.invalidContext`); it
+     * returned an empty list.
+     */
+    class Decide(kind: String, message: String) : ThreadlineError(kind, message)
+
+    /**
+     * A rules artifact or its signature was refused (`rules.artifact`, `rules.signature`, ...); the
+     * artifact in use, if any, stays.
+     */
+    class Rules(kind: String, message: String) : ThreadlineError(kind, message)
 
     /** A call after [Threadline.close]: ignored. */
     class Closed(val call: String) : ThreadlineError("client.closed", "$call after close() is ignored")
@@ -180,6 +234,63 @@ class HttpTransport(
     }
 }
 
+/** The answer to one rules request: [status] null means no answer (network error). */
+class RulesResult(val status: Int?, val etag: String? = null, val body: ByteArray? = null)
+
+/**
+ * Performs one rules `GET` ([etag]: send it as `If-None-Match`), bypassing every HTTP cache: the core
+ * decides freshness from the ETag. Called on the SDK's thread only; may block. Throwing an
+ * [IOException] counts as no answer.
+ */
+fun interface RulesTransport {
+    fun get(url: String, etag: String?): RulesResult
+}
+
+/** The default [RulesTransport]: `HttpURLConnection`, no caches, a size limit. */
+class HttpRulesTransport(
+    private val connectTimeoutMs: Int = 15_000,
+    private val readTimeoutMs: Int = 20_000,
+    private val maxBytes: Int = 4 * 1024 * 1024,
+) : RulesTransport {
+    override fun get(url: String, etag: String?): RulesResult {
+        val c = URL(url).openConnection() as HttpURLConnection
+        try {
+            c.requestMethod = "GET"
+            c.useCaches = false
+            c.connectTimeout = connectTimeoutMs
+            c.readTimeout = readTimeoutMs
+            c.setRequestProperty("Cache-Control", "no-cache")
+            if (etag != null) c.setRequestProperty("If-None-Match", etag)
+            val status = c.responseCode
+            if (status !in 100..599) return RulesResult(null)
+            val tag = c.getHeaderField("ETag")
+            if (status != 200) {
+                try {
+                    c.errorStream?.use { s -> while (s.read(ByteArray(4096)) >= 0) continue }
+                } catch (_: IOException) {
+                }
+                return RulesResult(status, tag)
+            }
+            val body = c.inputStream.use { s ->
+                val out = java.io.ByteArrayOutputStream()
+                val b = ByteArray(8192)
+                while (true) {
+                    val n = s.read(b)
+                    if (n < 0) break
+                    out.write(b, 0, n)
+                    // Too large to be ours: a failed request, retried later by the core's rules.
+                    if (out.size() > maxBytes) return RulesResult(status, tag, null)
+                }
+                out.toByteArray()
+            }
+            return RulesResult(status, tag, body)
+        } catch (e: IOException) {
+            c.disconnect()
+            return RulesResult(null)
+        }
+    }
+}
+
 /** Everything but the configuration and the directory; all optional. */
 class ThreadlineOptions(
     val transport: Transport = HttpTransport(),
@@ -193,4 +304,6 @@ class ThreadlineOptions(
     val reportEnvironment: Boolean = true,
     /** Use the JNI fast path for track/screen when the library loads through JNI (falls back to UniFFI). */
     val fastPath: Boolean = true,
+    /** Performs the rules artifact requests (when the configuration has `rules.url`). */
+    val rulesTransport: RulesTransport = HttpRulesTransport(),
 )

@@ -679,6 +679,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_alias(
     ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_clicked(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_decide(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_displayed(
+    ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_fast_handle(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_flush(
@@ -691,9 +697,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_identify(
     ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_load_rules(
+    ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_network_available(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_next_handoff(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_next_rules_fetch(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_next_upload(
     ): Int
@@ -709,7 +719,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_poll_upload(
     ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_refresh_rules(
+    ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_reset(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_rules_fetched(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_rules_ready(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_rules_revision(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_screen(
     ): Int
@@ -779,6 +797,12 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_sdk_mobile_fn_method_client_alias(`ptr`: Long,`userId`: RustBuffer.ByValue,`previousId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_clicked(`ptr`: Long,`decision`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_decide(`ptr`: Long,`placement`: RustBuffer.ByValue,`max`: Int,`contextJson`: RustBuffer.ByValue,`utcOffsetMinutes`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_displayed(`ptr`: Long,`decision`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_fast_handle(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_sdk_mobile_fn_method_client_flush(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -791,9 +815,13 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_sdk_mobile_fn_method_client_identify(`ptr`: Long,`userId`: RustBuffer.ByValue,`traitsJson`: RustBuffer.ByValue,`idsJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_load_rules(`ptr`: Long,`artifact`: RustBuffer.ByValue,`signature`: RustBuffer.ByValue,`replace`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_sdk_mobile_fn_method_client_network_available(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_sdk_mobile_fn_method_client_next_handoff(`ptr`: Long,`maxBodyBytes`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_next_rules_fetch(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_next_upload(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -809,8 +837,16 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_poll_upload(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_refresh_rules(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_sdk_mobile_fn_method_client_reset(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_sdk_mobile_fn_method_client_rules_fetched(`ptr`: Long,`id`: Long,`status`: RustBuffer.ByValue,`etag`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_rules_ready(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_sdk_mobile_fn_method_client_rules_revision(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_screen(`ptr`: Long,`name`: RustBuffer.ByValue,`propertiesJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_set_consent(`ptr`: Long,`consentJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -976,6 +1012,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sdk_mobile_checksum_method_client_alias() and 0xFFFF) != 27856) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_clicked() and 0xFFFF) != 16408) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_decide() and 0xFFFF) != 6967) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_displayed() and 0xFFFF) != 59757) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_fast_handle() and 0xFFFF) != 33088) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -994,10 +1039,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sdk_mobile_checksum_method_client_identify() and 0xFFFF) != 23109) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_load_rules() and 0xFFFF) != 49730) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_network_available() and 0xFFFF) != 10618) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_next_handoff() and 0xFFFF) != 8268) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_next_rules_fetch() and 0xFFFF) != 31577) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_next_upload() and 0xFFFF) != 7573) {
@@ -1021,7 +1072,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sdk_mobile_checksum_method_client_poll_upload() and 0xFFFF) != 11198) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_refresh_rules() and 0xFFFF) != 39195) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_reset() and 0xFFFF) != 53571) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_rules_fetched() and 0xFFFF) != 15309) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_rules_ready() and 0xFFFF) != 20372) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_rules_revision() and 0xFFFF) != 59605) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_screen() and 0xFFFF) != 15979) {
@@ -1048,7 +1111,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sdk_mobile_checksum_method_client_stats() and 0xFFFF) != 64162) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_sdk_mobile_checksum_method_client_take_notices() and 0xFFFF) != 11486) {
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_take_notices() and 0xFFFF) != 8121) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_take_store_log() and 0xFFFF) != 29315) {
@@ -1543,6 +1606,29 @@ public interface ClientInterface {
     fun `alias`(`userId`: kotlin.String, `previousId`: kotlin.String?): kotlin.String
     
     /**
+     * The person tapped `decision`: records `Offer Clicked` (once per
+     * decision; `None` when already reported).
+     */
+    fun `clicked`(`decision`: Decision): kotlin.String?
+    
+    /**
+     * Which offers to show in `placement` now (at most `max`, at least one):
+     * synchronous, offline, from the artifact in use and the on-device
+     * profile. `context_json` is a JSON object merged into what conditions
+     * see (`app`, `cart`, ...); `utc_offset_minutes` the device's offset from
+     * UTC now (schedules are in local time). Before any artifact is loaded:
+     * an empty list, not an error, so a screen can render its fallback.
+     */
+    fun `decide`(`placement`: kotlin.String, `max`: kotlin.UInt, `contextJson`: kotlin.String?, `utcOffsetMinutes`: kotlin.Int): List<Decision>
+    
+    /**
+     * The app showed `decision`: records `Offer Displayed` and counts an
+     * impression for frequency caps. Returns the event's messageId, or
+     * `None` when this decision was already reported.
+     */
+    fun `displayed`(`decision`: Decision): kotlin.String?
+    
+    /**
      * A handle for the JNI fast path of `track` and `screen`
      * (`dev.threadline.sdk.NativeTrack`), valid while this client lives.
      * On Apple platforms there is no JNI: 0, and Swift calls `track`.
@@ -1578,6 +1664,16 @@ public interface ClientInterface {
     fun `identify`(`userId`: kotlin.String?, `traitsJson`: kotlin.String?, `idsJson`: kotlin.String?): kotlin.String
     
     /**
+     * Hands over an artifact the app carries (bundled in the app, or from
+     * its own backend) with its detached base64 signature. Unless
+     * `replace`, it is used only while none is loaded, so a bundled copy
+     * never overrides a newer cached one. Returns whether it is in use now;
+     * a refused artifact leaves the previous one in use (and a
+     * `RulesRejected` notice).
+     */
+    fun `loadRules`(`artifact`: kotlin.String, `signature`: kotlin.String?, `replace`: kotlin.Boolean): kotlin.Boolean
+    
+    /**
      * Connectivity came back: ends a wait caused by network errors.
      */
     fun `networkAvailable`()
@@ -1591,6 +1687,12 @@ public interface ClientInterface {
      * confirmed; the collector drops the duplicates by messageId.
      */
     fun `nextHandoff`(`maxBodyBytes`: kotlin.UInt): Upload?
+    
+    /**
+     * The rules request to perform now, if one is due (the host loop asks
+     * after its uploads; `poll_timeout_ms` already counts the due time).
+     */
+    fun `nextRulesFetch`(): RulesFetch?
     
     /**
      * The next upload to perform now, or `None` when nothing is due (then
@@ -1640,9 +1742,36 @@ public interface ClientInterface {
     fun `pollUpload`(): UploadPoll
     
     /**
+     * Revalidates the artifact at once: the next `next_rules_fetch` returns
+     * a request.
+     */
+    fun `refreshRules`()
+    
+    /**
      * Logout: forgets the user and rotates the device id.
      */
     fun `reset`()
+    
+    /**
+     * Reports a rules request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `etag` the response's `ETag` header, `body`
+     * the response body of a 200. A 304 keeps the artifact in use; any other
+     * outcome is a failure the core retries later. A returned fetch (the
+     * signature of a changed artifact) must be performed at once and
+     * reported the same way. A refused artifact is an error here and a
+     * `RulesRejected` notice; the previous artifact stays in use.
+     */
+    fun `rulesFetched`(`id`: kotlin.ULong, `status`: kotlin.UShort?, `etag`: kotlin.String?, `body`: kotlin.ByteArray?): RulesFetch?
+    
+    /**
+     * Whether an artifact is in use (`decide` answers from it).
+     */
+    fun `rulesReady`(): kotlin.Boolean
+    
+    /**
+     * The `revision` label of the artifact in use.
+     */
+    fun `rulesRevision`(): kotlin.String?
     
     /**
      * Records a `screen` event; returns its messageId.
@@ -1692,8 +1821,8 @@ public interface ClientInterface {
     fun `stats`(): kotlin.String
     
     /**
-     * Notices since the last call (session started, consent changed),
-     * oldest first; at most the last 64 are kept.
+     * Notices since the last call (session started, consent changed,
+     * rules loaded or rejected), oldest first; at most the last 64 are kept.
      */
     fun `takeNotices`(): List<Notice>
     
@@ -1868,6 +1997,71 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
+     * The person tapped `decision`: records `Offer Clicked` (once per
+     * decision; `None` when already reported).
+     */
+    @Throws(ThreadlineException::class)override fun `clicked`(`decision`: Decision): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ThreadlineException) { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_clicked(
+        it,
+        
+        FfiConverterTypeDecision.lower(`decision`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Which offers to show in `placement` now (at most `max`, at least one):
+     * synchronous, offline, from the artifact in use and the on-device
+     * profile. `context_json` is a JSON object merged into what conditions
+     * see (`app`, `cart`, ...); `utc_offset_minutes` the device's offset from
+     * UTC now (schedules are in local time). Before any artifact is loaded:
+     * an empty list, not an error, so a screen can render its fallback.
+     */
+    @Throws(ThreadlineException::class)override fun `decide`(`placement`: kotlin.String, `max`: kotlin.UInt, `contextJson`: kotlin.String?, `utcOffsetMinutes`: kotlin.Int): List<Decision> {
+            return FfiConverterSequenceTypeDecision.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ThreadlineException) { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_decide(
+        it,
+        
+        FfiConverterString.lower(`placement`),
+        FfiConverterUInt.lower(`max`),
+        FfiConverterOptionalString.lower(`contextJson`),
+        FfiConverterInt.lower(`utcOffsetMinutes`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The app showed `decision`: records `Offer Displayed` and counts an
+     * impression for frequency caps. Returns the event's messageId, or
+     * `None` when this decision was already reported.
+     */
+    @Throws(ThreadlineException::class)override fun `displayed`(`decision`: Decision): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ThreadlineException) { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_displayed(
+        it,
+        
+        FfiConverterTypeDecision.lower(`decision`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * A handle for the JNI fast path of `track` and `screen`
      * (`dev.threadline.sdk.NativeTrack`), valid while this client lives.
      * On Apple platforms there is no JNI: 0, and Swift calls `track`.
@@ -1974,6 +2168,31 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
+     * Hands over an artifact the app carries (bundled in the app, or from
+     * its own backend) with its detached base64 signature. Unless
+     * `replace`, it is used only while none is loaded, so a bundled copy
+     * never overrides a newer cached one. Returns whether it is in use now;
+     * a refused artifact leaves the previous one in use (and a
+     * `RulesRejected` notice).
+     */
+    @Throws(ThreadlineException::class)override fun `loadRules`(`artifact`: kotlin.String, `signature`: kotlin.String?, `replace`: kotlin.Boolean): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ThreadlineException) { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_load_rules(
+        it,
+        
+        FfiConverterString.lower(`artifact`),
+        FfiConverterOptionalString.lower(`signature`),
+        FfiConverterBoolean.lower(`replace`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Connectivity came back: ends a wait caused by network errors.
      */override fun `networkAvailable`()
         = 
@@ -2003,6 +2222,23 @@ open class Client: Disposable, AutoCloseable, ClientInterface
         it,
         
         FfiConverterUInt.lower(`maxBodyBytes`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The rules request to perform now, if one is due (the host loop asks
+     * after its uploads; `poll_timeout_ms` already counts the due time).
+     */override fun `nextRulesFetch`(): RulesFetch? {
+            return FfiConverterOptionalTypeRulesFetch.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_next_rules_fetch(
+        it,
+        _status)
 }
     }
     )
@@ -2135,6 +2371,22 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
+     * Revalidates the artifact at once: the next `next_rules_fetch` returns
+     * a request.
+     */override fun `refreshRules`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_refresh_rules(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
      * Logout: forgets the user and rotates the device id.
      */override fun `reset`()
         = 
@@ -2146,6 +2398,65 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 }
     }
     
+    
+
+    
+    /**
+     * Reports a rules request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `etag` the response's `ETag` header, `body`
+     * the response body of a 200. A 304 keeps the artifact in use; any other
+     * outcome is a failure the core retries later. A returned fetch (the
+     * signature of a changed artifact) must be performed at once and
+     * reported the same way. A refused artifact is an error here and a
+     * `RulesRejected` notice; the previous artifact stays in use.
+     */
+    @Throws(ThreadlineException::class)override fun `rulesFetched`(`id`: kotlin.ULong, `status`: kotlin.UShort?, `etag`: kotlin.String?, `body`: kotlin.ByteArray?): RulesFetch? {
+            return FfiConverterOptionalTypeRulesFetch.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ThreadlineException) { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_rules_fetched(
+        it,
+        
+        FfiConverterULong.lower(`id`),
+        FfiConverterOptionalUShort.lower(`status`),
+        FfiConverterOptionalString.lower(`etag`),
+        FfiConverterOptionalByteArray.lower(`body`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Whether an artifact is in use (`decide` answers from it).
+     */override fun `rulesReady`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_rules_ready(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The `revision` label of the artifact in use.
+     */override fun `rulesRevision`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_rules_revision(
+        it,
+        _status)
+}
+    }
+    )
+    }
     
 
     
@@ -2297,8 +2608,8 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
-     * Notices since the last call (session started, consent changed),
-     * oldest first; at most the last 64 are kept.
+     * Notices since the last call (session started, consent changed,
+     * rules loaded or rejected), oldest first; at most the last 64 are kept.
      */override fun `takeNotices`(): List<Notice> {
             return FfiConverterSequenceTypeNotice.lift(
     callWithHandle {
@@ -2778,6 +3089,81 @@ public object FfiConverterTypeDeterministicSource: FfiConverter<DeterministicSou
 
 
 
+/**
+ * One offer to show in a placement, as `decide` chose it. Hand it back
+ * unchanged to `displayed` / `clicked` (it may be kept across a restart).
+ */
+data class Decision (
+    var `decisionId`: kotlin.String
+    , 
+    var `placement`: kotlin.String
+    , 
+    var `offerId`: kotlin.String
+    , 
+    /**
+     * The offer's `content` from the artifact, as JSON text: the SDK never
+     * interprets it, the app renders it.
+     */
+    var `contentJson`: kotlin.String
+    , 
+    var `experimentId`: kotlin.String?
+    , 
+    var `variantId`: kotlin.String?
+    , 
+    /**
+     * The placement's default offer (no consent, held out, or nothing
+     * qualified).
+     */
+    var `isDefault`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDecision: FfiConverterRustBuffer<Decision> {
+    override fun read(buf: ByteBuffer): Decision {
+        return Decision(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Decision) = (
+            FfiConverterString.allocationSize(value.`decisionId`) +
+            FfiConverterString.allocationSize(value.`placement`) +
+            FfiConverterString.allocationSize(value.`offerId`) +
+            FfiConverterString.allocationSize(value.`contentJson`) +
+            FfiConverterOptionalString.allocationSize(value.`experimentId`) +
+            FfiConverterOptionalString.allocationSize(value.`variantId`) +
+            FfiConverterBoolean.allocationSize(value.`isDefault`)
+    )
+
+    override fun write(value: Decision, buf: ByteBuffer) {
+            FfiConverterString.write(value.`decisionId`, buf)
+            FfiConverterString.write(value.`placement`, buf)
+            FfiConverterString.write(value.`offerId`, buf)
+            FfiConverterString.write(value.`contentJson`, buf)
+            FfiConverterOptionalString.write(value.`experimentId`, buf)
+            FfiConverterOptionalString.write(value.`variantId`, buf)
+            FfiConverterBoolean.write(value.`isDefault`, buf)
+    }
+}
+
+
+
 data class Header (
     var `name`: kotlin.String
     , 
@@ -2811,6 +3197,60 @@ public object FfiConverterTypeHeader: FfiConverterRustBuffer<Header> {
     override fun write(value: Header, buf: ByteBuffer) {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterString.write(value.`value`, buf)
+    }
+}
+
+
+
+/**
+ * A rules artifact request the host must perform: `GET url`, with
+ * `If-None-Match: etag` when set and no HTTP cache in between, then report
+ * with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
+ * of an artifact just received.
+ */
+data class RulesFetch (
+    var `id`: kotlin.ULong
+    , 
+    var `url`: kotlin.String
+    , 
+    var `etag`: kotlin.String?
+    , 
+    var `signature`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRulesFetch: FfiConverterRustBuffer<RulesFetch> {
+    override fun read(buf: ByteBuffer): RulesFetch {
+        return RulesFetch(
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RulesFetch) = (
+            FfiConverterULong.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterOptionalString.allocationSize(value.`etag`) +
+            FfiConverterBoolean.allocationSize(value.`signature`)
+    )
+
+    override fun write(value: RulesFetch, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`id`, buf)
+            FfiConverterString.write(value.`url`, buf)
+            FfiConverterOptionalString.write(value.`etag`, buf)
+            FfiConverterBoolean.write(value.`signature`, buf)
     }
 }
 
@@ -2895,6 +3335,33 @@ sealed class Notice {
         companion object
     }
     
+    /**
+     * A rules artifact is in use now (bundled, cached, loaded or fetched):
+     * `decide` answers from it, and `rules_ready()` is true.
+     */
+    data class RulesLoaded(
+        val `revision`: kotlin.String?) : Notice()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * An artifact (or its signature) was refused; the previous one, if
+     * any, stays in use. `kind` as in [`ThreadlineError::Rules`].
+     */
+    data class RulesRejected(
+        val `kind`: kotlin.String, 
+        val `message`: kotlin.String) : Notice()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -2917,6 +3384,13 @@ public object FfiConverterTypeNotice : FfiConverterRustBuffer<Notice>{
             2 -> Notice.ConsentChanged(
                 FfiConverterString.read(buf),
                 )
+            3 -> Notice.RulesLoaded(
+                FfiConverterOptionalString.read(buf),
+                )
+            4 -> Notice.RulesRejected(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -2936,6 +3410,21 @@ public object FfiConverterTypeNotice : FfiConverterRustBuffer<Notice>{
                 + FfiConverterString.allocationSize(value.`consentJson`)
             )
         }
+        is Notice.RulesLoaded -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterOptionalString.allocationSize(value.`revision`)
+            )
+        }
+        is Notice.RulesRejected -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+        }
     }
 
     override fun write(value: Notice, buf: ByteBuffer) {
@@ -2948,6 +3437,17 @@ public object FfiConverterTypeNotice : FfiConverterRustBuffer<Notice>{
             is Notice.ConsentChanged -> {
                 buf.putInt(2)
                 FfiConverterString.write(value.`consentJson`, buf)
+                Unit
+            }
+            is Notice.RulesLoaded -> {
+                buf.putInt(3)
+                FfiConverterOptionalString.write(value.`revision`, buf)
+                Unit
+            }
+            is Notice.RulesRejected -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`kind`, buf)
+                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -3027,6 +3527,38 @@ sealed class ThreadlineException: kotlin.Exception() {
             get() = "id=${ `id` }"
     }
     
+    /**
+     * `decide` could not answer: `kind` is `decide.unknownPlacement` (not
+     * in the artifact in use) or `decide.invalidContext` (the context is not
+     * a JSON object). Before any artifact is loaded `decide` returns an
+     * empty list instead, as on the web.
+     */
+    class Decide(
+        
+        val `kind`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : ThreadlineException() {
+        override val message
+            get() = "kind=${ `kind` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * A rules artifact or its signature was refused (the previous artifact
+     * stays in use), or a rules fetch was reported that is not in flight.
+     * `kind`: `rules.artifact`, `rules.signature`, `rules.cache`,
+     * `rules.unknownFetch`, `rules.publicKey`, `rules.url`.
+     */
+    class Rules(
+        
+        val `kind`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : ThreadlineException() {
+        override val message
+            get() = "kind=${ `kind` }, detail=${ `detail` }"
+    }
+    
 
     
 
@@ -3063,6 +3595,14 @@ public object FfiConverterTypeThreadlineError : FfiConverterRustBuffer<Threadlin
             5 -> ThreadlineException.UnknownUpload(
                 FfiConverterULong.read(buf),
                 )
+            6 -> ThreadlineException.Decide(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            7 -> ThreadlineException.Rules(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -3096,6 +3636,18 @@ public object FfiConverterTypeThreadlineError : FfiConverterRustBuffer<Threadlin
                 4UL
                 + FfiConverterULong.allocationSize(value.`id`)
             )
+            is ThreadlineException.Decide -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is ThreadlineException.Rules -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
         }
     }
 
@@ -3126,6 +3678,18 @@ public object FfiConverterTypeThreadlineError : FfiConverterRustBuffer<Threadlin
             is ThreadlineException.UnknownUpload -> {
                 buf.putInt(5)
                 FfiConverterULong.write(value.`id`, buf)
+                Unit
+            }
+            is ThreadlineException.Decide -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`kind`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is ThreadlineException.Rules -> {
+                buf.putInt(7)
+                FfiConverterString.write(value.`kind`, buf)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -3377,6 +3941,70 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
+    override fun read(buf: ByteBuffer): kotlin.ByteArray? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterByteArray.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ByteArray?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterByteArray.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ByteArray?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterByteArray.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeRulesFetch: FfiConverterRustBuffer<RulesFetch?> {
+    override fun read(buf: ByteBuffer): RulesFetch? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeRulesFetch.read(buf)
+    }
+
+    override fun allocationSize(value: RulesFetch?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeRulesFetch.allocationSize(value)
+        }
+    }
+
+    override fun write(value: RulesFetch?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeRulesFetch.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeUpload: FfiConverterRustBuffer<Upload?> {
     override fun read(buf: ByteBuffer): Upload? {
         if (buf.get().toInt() == 0) {
@@ -3427,6 +4055,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDecision: FfiConverterRustBuffer<List<Decision>> {
+    override fun read(buf: ByteBuffer): List<Decision> {
+        val len = buf.getInt()
+        return List<Decision>(len) {
+            FfiConverterTypeDecision.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Decision>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDecision.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Decision>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDecision.write(it, buf)
         }
     }
 }

@@ -244,6 +244,8 @@ class Run(
             val s = when (n) {
                 is Notice.SessionStarted -> "sessionStarted"
                 is Notice.ConsentChanged -> "consentChanged"
+                is Notice.RulesLoaded -> "rulesLoaded"
+                is Notice.RulesRejected -> "rulesRejected"
             }
             notices.add(s)
             log("notice $s")
