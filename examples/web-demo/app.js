@@ -25,6 +25,9 @@ const WRITE_KEY = 'demo-write-key';
 const RULES = {
   url: '/rules/shop.json',
   publicKey: 'uOIoIx9qCt9D/N/aOpO/ZbnllHs+cAbRvdVJIi7wpzY=',
+  // Revalidated every minute (If-None-Match, usually a 304): an edited and
+  // re-signed artifact shows up in an open tab within a minute.
+  refreshIntervalMs: 60_000,
 };
 // How long the first render waits for the rules before showing the defaults.
 const RULES_WAIT_MS = 1500;
