@@ -101,6 +101,51 @@ export interface IdentityOptions {
   defaultCallingCode?: string;
 }
 
+/**
+ * Where on-device decisions get their rules artifact (see docs/artifact.md).
+ * Without this section (and without an artifact handed over) no profile is kept.
+ */
+export interface RulesConfig {
+  /**
+   * The artifact's URL, fetched with `cache: "no-store"`, no credentials, and
+   * `If-None-Match` once an ETag is known; relative URLs resolve against the
+   * page. A cross-origin server must send `Access-Control-Expose-Headers: ETag`.
+   */
+  url?: string;
+  /** The detached signature's URL. Default `<url>.sig`. */
+  signatureUrl?: string;
+  /** Base64 of the Ed25519 public key (32 bytes): then only signed artifacts are used. */
+  publicKey?: string;
+  /** Revalidation interval. Default 300000. */
+  refreshIntervalMs?: number;
+  /** First retry after a failed fetch (doubling). Default 10000. */
+  retryMs?: number;
+}
+
+/** Bounds on the on-device profile that decisions read. */
+export interface ProfileOptions {
+  /** Event properties counted in the profile. */
+  properties?: string[];
+  maxEvents?: number;
+  maxValues?: number;
+  maxOffers?: number;
+  maxTraitBytes?: number;
+  maxNameBytes?: number;
+  maxAssignments?: number;
+}
+
+/** An artifact shipped with the page (the second argument of `createClient`). */
+export interface RulesOptions {
+  /**
+   * A string is used byte for byte (what a signature covers); an object is
+   * `JSON.stringify`'d, so it is only usable unsigned. Used at start unless a
+   * cached artifact is already in use.
+   */
+  artifact?: string | object;
+  /** Base64 of the artifact's detached Ed25519 signature. */
+  signature?: string;
+}
+
 export interface ClientOptions {
   /** Collector base URL; batches are POSTed to `<endpoint>/v1/batch`. */
   endpoint: string;
@@ -112,6 +157,9 @@ export interface ClientOptions {
   limits?: LimitOptions;
   consent?: ConsentOptions;
   identity?: IdentityOptions;
+  /** The rules artifact for on-device decisions. */
+  rules?: RulesConfig;
+  profile?: ProfileOptions;
   /** Prefix of the localStorage/sessionStorage keys. Default `threadline`. */
   storagePrefix?: string;
   /** Keep the queue and identity in localStorage. Default `true`. */
@@ -139,6 +187,46 @@ export interface ClientOptions {
 }
 
 export type Properties = Record<string, unknown>;
+
+/** Browser-only options; the keys also accepted in `ClientOptions` may be given here instead. */
+export interface BrowserOptions {
+  storagePrefix?: string;
+  persist?: boolean;
+  compress?: boolean;
+  requestTimeoutMs?: number;
+  beaconOnHide?: boolean;
+  cookie?: boolean;
+  cookieName?: string;
+  cookieDomain?: string;
+  tcfApi?: boolean;
+  /** An inline (bundled) rules artifact. */
+  rules?: RulesOptions;
+}
+
+/** One offer to show, from `decide`. Hand it back to `displayed`/`clicked` as is. */
+export interface Decision {
+  decisionId: string;
+  placement: string;
+  offerId: string;
+  /** The offer's content from the artifact, parsed; the SDK never interprets it. */
+  content: unknown;
+  experimentId?: string;
+  variantId?: string;
+  /** The placement's default offer (no personalization consent, held out, or nothing qualified). */
+  isDefault: boolean;
+}
+
+export interface DecideOptions {
+  /** How many decisions (slots) are wanted. Default 1. */
+  max?: number;
+  /** Merged into what conditions read (`page`, `cart`, ...): a plain object. */
+  context?: Properties;
+}
+
+/** A `TypeError` from `decide`/`loadRules` carries a stable code. */
+export type DecideErrorKind = 'decide.unknownPlacement' | 'decide.invalidContext';
+export type RulesErrorKind =
+  | 'rules.publicKey' | 'rules.url' | 'rules.signature' | 'rules.artifact' | 'rules.cache' | 'rules.unknownFetch';
 
 /** Counters of the core and the browser glue (see the README). */
 export interface Stats {
@@ -214,6 +302,10 @@ export interface Ids {
 export interface ClientEvents {
   sessionStart: { sessionId: number };
   consentChange: Consent;
+  /** A rules artifact is in use now. */
+  rulesLoaded: { revision: string | null };
+  /** An artifact was refused; the previous one (if any) stays in use. */
+  rulesError: { kind: RulesErrorKind; message: string };
 }
 
 export interface Client {
@@ -243,14 +335,43 @@ export interface Client {
   /** Flushes, stores what is left for the next page, and stops. Never rejects. */
   shutdown(): Promise<void>;
   stats(): Stats;
+  /**
+   * Resolves `true` as soon as a rules artifact is in use (at once if one
+   * is), `false` if `timeoutMs` passes first or the client is shut down.
+   * Never rejects.
+   */
+  ready(timeoutMs?: number): Promise<boolean>;
+  /**
+   * The offers for `placement` now: synchronous and offline. Returns `[]`
+   * until an artifact is loaded (`await ready()` first). Throws a
+   * `TypeError` with `kind` `decide.unknownPlacement` or
+   * `decide.invalidContext`.
+   */
+  decide(placement: string, options?: DecideOptions): Decision[];
+  /** The decision was shown: records `Offer Displayed`; `null` if this decision was reported already. */
+  displayed(decision: Decision): string | null;
+  /** The decision was clicked: records `Offer Clicked`; `null` if already reported. */
+  clicked(decision: Decision): string | null;
+  /**
+   * Uses `artifact` now, replacing the one in use. Throws a `TypeError` with
+   * `kind` (`rules.signature`, `rules.artifact`, ...) and keeps the previous
+   * artifact when it is refused.
+   */
+  loadRules(artifact: string | object, signature?: string): boolean;
+  /** Revalidates the artifact with its server now. */
+  refreshRules(): void;
+  /** The `revision` of the artifact in use. */
+  rulesRevision(): string | null;
 }
 
-const CORE_KEYS = ['endpoint', 'writeKey', 'batch', 'retry', 'queue', 'limits', 'consent', 'identity'] as const;
+const CORE_KEYS = [
+  'endpoint', 'writeKey', 'batch', 'retry', 'queue', 'limits', 'consent', 'identity', 'rules', 'profile',
+] as const;
 const WEB_KEYS = [
   'storagePrefix', 'persist', 'compress', 'requestTimeoutMs', 'beaconOnHide',
   'cookie', 'cookieName', 'cookieDomain', 'tcfApi',
 ] as const;
-const EVENTS: readonly (keyof ClientEvents)[] = ['sessionStart', 'consentChange'];
+const EVENTS: readonly (keyof ClientEvents)[] = ['sessionStart', 'consentChange', 'rulesLoaded', 'rulesError'];
 
 let loading: Promise<unknown> | undefined;
 
@@ -290,6 +411,25 @@ function requireString(what: string, value: unknown): string {
   return value;
 }
 
+function kindError(kind: string, message: string): TypeError {
+  const e = new TypeError(`threadline: ${message}`) as TypeError & { kind: string };
+  e.kind = kind;
+  return e;
+}
+
+/** An artifact as text: a string byte for byte, an object as JSON. */
+function artifactText(artifact: unknown, what: string): string {
+  if (typeof artifact === 'string') return artifact;
+  if (artifact === null || typeof artifact !== 'object') {
+    throw kindError('rules.artifact', `${what} must be a string or an object`);
+  }
+  try {
+    return JSON.stringify(artifact);
+  } catch (e) {
+    throw kindError('rules.artifact', `${what} cannot be serialised to JSON (${String(e)})`);
+  }
+}
+
 function isArgumentError(e: unknown): boolean {
   return e instanceof TypeError || e instanceof RangeError;
 }
@@ -299,7 +439,7 @@ function isArgumentError(e: unknown): boolean {
  * an `Error` when there is no browser (server-side rendering) or the
  * WebAssembly module cannot load.
  */
-export async function createClient(options: ClientOptions): Promise<Client> {
+export async function createClient(options: ClientOptions, browser?: BrowserOptions): Promise<Client> {
   if (!isPlainObject(options)) {
     throw new TypeError('threadline: createClient needs an options object');
   }
@@ -312,6 +452,18 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   for (const k of CORE_KEYS) if (options[k] !== undefined) core[k] = options[k];
   const web: Record<string, unknown> = {};
   for (const k of WEB_KEYS) if (options[k] !== undefined) web[k] = options[k];
+  if (browser !== undefined) {
+    if (!isPlainObject(browser)) throw new TypeError('threadline: createClient browser options must be an object');
+    for (const k of WEB_KEYS) if (browser[k] !== undefined) web[k] = browser[k];
+    const rules = browser.rules;
+    if (rules !== undefined) {
+      if (!isPlainObject(rules)) throw new TypeError('threadline: browser options rules must be an object');
+      const inline: Record<string, string> = {};
+      if (rules.artifact !== undefined) inline.artifact = artifactText(rules.artifact, 'rules.artifact');
+      if (rules.signature !== undefined) inline.signature = requireString('rules.signature', rules.signature);
+      web.rules = inline;
+    }
+  }
 
   await loadWasm(options.wasm);
   const tl = await Threadline.create(JSON.stringify(core), JSON.stringify(web));
@@ -504,6 +656,78 @@ class WebClient implements Client {
     const parsed = json ? (JSON.parse(json) as Stats) : ({} as Stats);
     parsed.contained = this.contained;
     return parsed;
+  }
+
+  ready(timeoutMs?: number): Promise<boolean> {
+    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) {
+      throw new TypeError('threadline: ready timeoutMs must be a number >= 0');
+    }
+    let p: Promise<unknown> | undefined;
+    try {
+      p = this.call((tl) => tl.ready(timeoutMs) as Promise<unknown>);
+    } catch {
+      this.contained++;
+    }
+    if (!p) return Promise.resolve(false);
+    return p.then((v) => v === true, () => false);
+  }
+
+  decide(placement: string, options?: DecideOptions): Decision[] {
+    requireString('placement', placement);
+    if (options !== undefined && !isPlainObject(options)) {
+      throw new TypeError('threadline: decide options must be a plain object ({ max, context })');
+    }
+    const max: unknown = options?.max;
+    if (max !== undefined && !(typeof max === 'number' && Number.isInteger(max) && max >= 1 && max <= 0xffffffff)) {
+      throw new RangeError('threadline: decide max must be a whole number >= 1');
+    }
+    let context: string | undefined;
+    if (options?.context !== undefined) {
+      if (!isPlainObject(options.context)) {
+        throw kindError('decide.invalidContext', 'decide context must be a plain object');
+      }
+      try {
+        context = JSON.stringify(options.context);
+      } catch (e) {
+        throw kindError('decide.invalidContext', `decide context cannot be serialised to JSON (${String(e)})`);
+      }
+    }
+    const json = this.call((tl) => {
+      this.followLocation(tl);
+      return tl.decide(placement, max, context);
+    });
+    return json ? (JSON.parse(json) as Decision[]) : [];
+  }
+
+  private feedback(decision: Decision, click: boolean): string | null {
+    if (!isPlainObject(decision)) {
+      throw new TypeError('threadline: decision must be a Decision object as decide() returned it');
+    }
+    const json = serialise('decision', decision) as string;
+    const id = this.call((tl) => (click ? tl.clicked(json) : tl.displayed(json)));
+    return id ?? null;
+  }
+
+  displayed(decision: Decision): string | null {
+    return this.feedback(decision, false);
+  }
+
+  clicked(decision: Decision): string | null {
+    return this.feedback(decision, true);
+  }
+
+  loadRules(artifact: string | object, signature?: string): boolean {
+    const text = artifactText(artifact, 'artifact');
+    if (signature !== undefined) requireString('signature', signature);
+    return this.call((tl) => tl.loadRules(text, signature)) ?? false;
+  }
+
+  refreshRules(): void {
+    this.call((tl) => tl.refreshRules());
+  }
+
+  rulesRevision(): string | null {
+    return this.call((tl) => tl.rulesRevision()) ?? null;
   }
 
 }

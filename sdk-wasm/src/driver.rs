@@ -8,8 +8,11 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use sdk_core::{Client, Millis, NextUpload, Notice, Outcome, Persist, Store as Slot, Transport, Upload};
+use sdk_core::{
+    Client, Millis, NextUpload, Notice, Outcome, Persist, RulesFetch, Store as Slot, Transport, Upload,
+};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Event, EventTarget, PageTransitionEvent, StorageEvent};
@@ -42,6 +45,31 @@ pub struct WebOptions {
     pub cookie_domain: String,
     /// Take consent from an IAB TCF CMP on the page (`window.__tcfapi`).
     pub tcf_api: bool,
+    /// An artifact shipped with the page, used until a cached or fetched one
+    /// is in use (never over one).
+    pub rules: Option<InlineRules>,
+}
+
+/// `rules` of the browser options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InlineRules {
+    /// A JSON string is the artifact's text byte for byte (what a signature
+    /// covers); an object is taken as the JSON text it arrived as.
+    pub artifact: Option<Box<RawValue>>,
+    /// Base64 of the detached Ed25519 signature.
+    pub signature: Option<String>,
+}
+
+impl InlineRules {
+    fn text(&self) -> Option<String> {
+        let raw = self.artifact.as_ref()?.get();
+        if raw.starts_with('"') {
+            serde_json::from_str(raw).ok()
+        } else {
+            Some(raw.to_owned())
+        }
+    }
 }
 
 impl WebOptions {
@@ -72,6 +100,7 @@ impl Default for WebOptions {
             cookie_name: "tl_did".into(),
             cookie_domain: "auto".into(),
             tcf_api: true,
+            rules: None,
         }
     }
 }
@@ -100,6 +129,9 @@ pub type Shared = Rc<RefCell<Driver>>;
 /// A lifecycle listener we added, kept so `close` can remove it.
 type Listener = (EventTarget, &'static str, Closure<dyn FnMut(Event)>);
 
+/// A pending `ready()`: its id, its resolve function and its timeout.
+type ReadyWaiter = (u32, Function, Option<Timeout>);
+
 /// Marks the `<prefix>.did` copy of a record the cookie also holds.
 const IN_COOKIE: &str = "|c";
 
@@ -124,6 +156,8 @@ pub struct Driver {
     tab_lock: Option<Held>,
     timer: Option<(Millis, Timeout)>,
     flush_waiters: Vec<Function>,
+    ready_waiters: Vec<ReadyWaiter>,
+    next_waiter: u32,
     keepalive_bytes: usize,
     /// Bytes handed to sendBeacon since the page was last visible: the
     /// browser's 64 KiB budget covers them until they are sent.
@@ -153,7 +187,7 @@ impl Driver {
 
     /// Writes what the core says is due (everything with `force`).
     pub fn persist(&mut self, now: Millis, force: bool) {
-        let Persist { queue, identity, device, wipe, .. } = self.core.take_persist(now, force);
+        let Persist { queue, identity, device, profile, rules, wipe } = self.core.take_persist(now, force);
         if wipe {
             self.wipe();
         }
@@ -184,6 +218,18 @@ impl Driver {
             }
             Some(Slot::Remove) => self.store.remove(&ikey),
             None => {}
+        }
+        // Shared by the origin's tabs, like the identity: the profile is the
+        // person's, not the tab's.
+        for (what, slot) in [("profile", profile), ("rules", rules)] {
+            let key = self.key(what);
+            match slot {
+                Some(Slot::Write(bytes)) => {
+                    self.store.set(&key, &String::from_utf8_lossy(&bytes));
+                }
+                Some(Slot::Remove) => self.store.remove(&key),
+                None => {}
+            }
         }
         match device {
             Some(Slot::Write(bytes)) => self.write_device(&String::from_utf8_lossy(&bytes), now),
@@ -277,6 +323,7 @@ impl Driver {
     /// hears them in a microtask: never while we are borrowed, never inside
     /// the host's own call. Without a callback they are dropped.
     fn collect_notices(&mut self, shared: &Shared) {
+        self.wake_ready();
         let notices = self.core.take_notices();
         if notices.is_empty() || self.on_notice.is_none() {
             return;
@@ -287,13 +334,51 @@ impl Driver {
                 Notice::ConsentChanged { consent } => {
                     ("consentChange", serde_json::to_string(&consent).unwrap_or_default())
                 }
-                Notice::RulesLoaded { .. } | Notice::RulesRejected { .. } => continue,
+                Notice::RulesLoaded { revision } => {
+                    let revision = serde_json::to_string(&revision).unwrap_or_default();
+                    ("rulesLoaded", format!(r#"{{"revision":{revision}}}"#))
+                }
+                Notice::RulesRejected { kind, message } => {
+                    let message = serde_json::to_string(&message).unwrap_or_default();
+                    ("rulesError", format!(r#"{{"kind":"{kind}","message":{message}}}"#))
+                }
             });
         }
         if !self.notices_scheduled {
             self.notices_scheduled = true;
             let s = shared.clone();
             wasm_bindgen_futures::spawn_local(async move { deliver_notices(&s) });
+        }
+    }
+
+    /// Resolves the pending `ready()` promises once an artifact is in use.
+    /// Resolving with a plain value runs no host code, so this is safe
+    /// inside our borrow.
+    fn wake_ready(&mut self) {
+        if self.ready_waiters.is_empty() || !self.core.rules_ready() {
+            return;
+        }
+        for (_, resolve, _) in self.ready_waiters.drain(..) {
+            let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
+        }
+    }
+
+    /// The stored profile and the cached artifact, after the device record
+    /// (whose consent decides whether the profile may be read).
+    fn load_decisions(&mut self, now: Millis) {
+        let pkey = self.key("profile");
+        if let Some(stored) = self.store.get(&pkey) {
+            if self.core.restore_profile(stored.as_bytes()).is_err() {
+                self.web.discarded_snapshots += 1;
+                self.store.remove(&pkey);
+            }
+        }
+        let rkey = self.key("rules");
+        if let Some(stored) = self.store.get(&rkey) {
+            if self.core.restore_rules(stored.as_bytes(), now).is_err() {
+                self.web.discarded_snapshots += 1;
+                self.store.remove(&rkey);
+            }
         }
     }
 
@@ -334,6 +419,7 @@ impl Driver {
             self.web.discarded_snapshots += 1;
             self.store.remove(&qkey);
         }
+        self.load_decisions(now);
     }
 
     /// (Re)arms the single timer for the core's next deadline; none at all
@@ -410,6 +496,7 @@ pub fn drive(shared: &Shared) {
     let now = now_ms();
     let mut uploads = Vec::new();
     let mut resolved = Vec::new();
+    let rules;
     {
         let Ok(mut d) = shared.try_borrow_mut() else { return };
         if d.closed {
@@ -418,6 +505,7 @@ pub fn drive(shared: &Shared) {
         while let NextUpload::Upload(u) = d.core.next_upload(now) {
             uploads.push(u);
         }
+        rules = d.core.next_rules_fetch(now);
         d.persist(now, false);
         if uploads.is_empty() && d.core.uploads_in_flight() == 0 {
             resolved = std::mem::take(&mut d.flush_waiters);
@@ -428,9 +516,63 @@ pub fn drive(shared: &Shared) {
     for u in uploads {
         wasm_bindgen_futures::spawn_local(send(shared.clone(), u));
     }
+    if let Some(f) = rules {
+        wasm_bindgen_futures::spawn_local(fetch_rules(shared.clone(), f));
+    }
     for r in resolved {
         let _ = r.call0(&JsValue::NULL);
     }
+}
+
+/// Performs a rules request the core asked for, and at once the follow-up
+/// it may return (the signature of a changed artifact).
+async fn fetch_rules(shared: Shared, first: RulesFetch) {
+    let mut next = Some(first);
+    while let Some(f) = next.take() {
+        let Ok(timeout) = shared.try_borrow().map(|d| d.opts.request_timeout_ms) else { return };
+        let got = transport::get(&f.url, f.etag.as_deref(), timeout).await;
+        let Ok(mut d) = shared.try_borrow_mut() else { return };
+        if d.closed {
+            return;
+        }
+        let r = d.rand.u32();
+        // A refused artifact is reported as a notice; the previous one stays.
+        next = d.core.rules_fetched(f.id, got.response(), now_ms(), r).ok().flatten();
+    }
+    drive(&shared);
+}
+
+/// `ready()`: resolves `true` once an artifact is in use, `false` when
+/// `timeout_ms` passes first or the client is closed; never rejects.
+pub fn ready(shared: &Shared, timeout_ms: Option<f64>) -> js_sys::Promise {
+    let weak = Rc::downgrade(shared);
+    js_sys::Promise::new(&mut |resolve, _| {
+        let answer = match shared.try_borrow_mut() {
+            Ok(d) if d.core.rules_ready() => Some(true),
+            Ok(d) if d.closed => Some(false),
+            Ok(mut d) => {
+                let id = d.next_waiter;
+                d.next_waiter = d.next_waiter.wrapping_add(1);
+                let timer = timeout_ms.filter(|t| !t.is_nan()).map(|t| {
+                    let (r, weak) = (resolve.clone(), weak.clone());
+                    Timeout::new(t.clamp(0.0, f64::from(i32::MAX)) as u32, move || {
+                        if let Some(s) = weak.upgrade() {
+                            if let Ok(mut d) = s.try_borrow_mut() {
+                                d.ready_waiters.retain(|w| w.0 != id);
+                            }
+                        }
+                        let _ = r.call1(&JsValue::NULL, &JsValue::FALSE);
+                    })
+                });
+                d.ready_waiters.push((id, resolve.clone(), timer));
+                None
+            }
+            Err(_) => Some(false),
+        };
+        if let Some(a) = answer {
+            let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(a));
+        }
+    })
 }
 
 async fn send(shared: Shared, upload: Upload) {
@@ -519,6 +661,8 @@ pub async fn start(mut core: Client, opts: WebOptions, mut rand: RandomPool) -> 
         tab_lock,
         timer: None,
         flush_waiters: Vec::new(),
+        ready_waiters: Vec::new(),
+        next_waiter: 0,
         keepalive_bytes: 0,
         beacon_bytes: 0,
         compress: opts.compress,
@@ -535,7 +679,14 @@ pub async fn start(mut core: Client, opts: WebOptions, mut rand: RandomPool) -> 
         if let Some(p) = browser::page() {
             d.core.set_page(p);
         }
-        d.load_stored(now_ms(), false);
+        let now = now_ms();
+        d.load_stored(now, false);
+        // Only while nothing is loaded: the cache restored above may be newer.
+        if let Some(inline) = d.opts.rules.take() {
+            if let Some(text) = inline.text() {
+                let _ = d.core.load_rules(&text, inline.signature.as_deref(), false, now);
+            }
+        }
     }
     adopt_orphans(&shared).await;
     listen(&shared);
@@ -635,6 +786,18 @@ fn on_storage(shared: &Shared, e: Event) {
         } else if key == d.key("id") {
             let Some(record) = e.new_value() else { return };
             let _ = d.core.restore_identity(record.as_bytes());
+        } else if key == d.key("profile") {
+            // Another tab learned something (a story started there shows
+            // here). The profile is not merged: the last tab to write wins,
+            // and this tab's unsaved counts since its last write are lost.
+            // Its removal comes with a consent change, heard through the
+            // device record.
+            let Some(stored) = e.new_value() else { return };
+            let _ = d.core.restore_profile(stored.as_bytes());
+        } else if key == d.key("rules") {
+            // Taken only if newer than the artifact in use (the core decides).
+            let Some(stored) = e.new_value() else { return };
+            let _ = d.core.restore_rules(stored.as_bytes(), now);
         } else {
             return;
         }
@@ -841,6 +1004,9 @@ pub fn close(shared: &Shared) {
         }
         for r in d.flush_waiters.drain(..) {
             let _ = r.call0(&JsValue::NULL);
+        }
+        for (_, r, _) in d.ready_waiters.drain(..) {
+            let _ = r.call1(&JsValue::NULL, &JsValue::FALSE);
         }
         d.tcf_listener.take()
     };

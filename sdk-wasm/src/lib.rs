@@ -16,8 +16,9 @@ mod tabs;
 mod tests;
 mod transport;
 
-use js_sys::{Function, Promise, RangeError, TypeError};
-use sdk_core::{Client, Config, ConsentError, EventError};
+use js_sys::{Function, Promise, RangeError, Reflect, TypeError};
+use sdk_core::client::DecideRequest;
+use sdk_core::{Client, Config, ConsentError, DecideError, EventError};
 use wasm_bindgen::prelude::*;
 
 use crate::driver::{Shared, WebOptions};
@@ -37,6 +38,14 @@ fn event_error(e: EventError) -> JsValue {
 
 fn consent_error(e: ConsentError) -> JsValue {
     TypeError::new(&format!("threadline: {e}")).into()
+}
+
+/// A `TypeError` with the core's stable `kind` code, for hosts that branch
+/// on it rather than on the message.
+fn kind_error(kind: &str, message: &str) -> JsValue {
+    let e: JsValue = TypeError::new(&format!("threadline: {message}")).into();
+    let _ = Reflect::set(&e, &JsValue::from_str("kind"), &JsValue::from_str(kind));
+    e
 }
 
 fn busy() -> JsValue {
@@ -171,9 +180,10 @@ impl Threadline {
         }
     }
 
-    /// `f(kind, json)` hears of `"sessionStart"` (`{"sessionId"}`) and
-    /// `"consentChange"` (the consent now in force), in a microtask after
-    /// the change; `undefined` stops it.
+    /// `f(kind, json)` hears of `"sessionStart"` (`{"sessionId"}`),
+    /// `"consentChange"` (the consent now in force), `"rulesLoaded"`
+    /// (`{"revision"}`) and `"rulesError"` (`{"kind","message"}`), in a
+    /// microtask after the change; `undefined` stops it.
     #[wasm_bindgen(js_name = onNotice)]
     pub fn on_notice(&self, f: Option<Function>) {
         if let Ok(mut d) = self.shared.try_borrow_mut() {
@@ -196,6 +206,85 @@ impl Threadline {
         driver::flush(&self.shared)
     }
 
+    /// Resolves `true` as soon as a rules artifact is in use, `false` when
+    /// `timeout_ms` passes first (no timeout: waits); never rejects.
+    pub fn ready(&self, timeout_ms: Option<f64>) -> Promise {
+        driver::ready(&self.shared, timeout_ms)
+    }
+
+    /// The offers for `placement` now, as a JSON array of decisions; `[]`
+    /// before any artifact is loaded (and when called re-entrantly). An
+    /// unknown placement or a context that is not a JSON object is a
+    /// `TypeError` with `kind`.
+    pub fn decide(
+        &self,
+        placement: &str,
+        max: Option<u32>,
+        context: Option<String>,
+    ) -> Result<String, JsValue> {
+        let Ok(mut d) = self.shared.try_borrow_mut() else { return Ok("[]".into()) };
+        let now = browser::now_ms();
+        let random = d.rand.bytes16();
+        // Per call: the offset changes with daylight saving time and travel.
+        let offset = -js_sys::Date::new_0().get_timezone_offset();
+        let request = DecideRequest {
+            max: max.unwrap_or(1) as usize,
+            context: context.as_deref(),
+            utc_offset_minutes: offset as i32,
+        };
+        let out = match d.core.decide(placement, &request, now, random) {
+            Ok(decisions) => serde_json::to_string(&decisions).unwrap_or_else(|_| "[]".into()),
+            Err(DecideError::NoArtifact) => "[]".into(),
+            Err(e) => return Err(kind_error(e.kind(), &e.to_string())),
+        };
+        // Experiment assignments may have changed the profile: store it later.
+        d.after_call(&self.shared, now);
+        Ok(out)
+    }
+
+    /// The host showed a decision (its JSON as `decide` returned it):
+    /// records `Offer Displayed` and counts it for frequency caps; `None`
+    /// when this decision was reported already.
+    pub fn displayed(&self, decision: &str) -> Result<Option<String>, JsValue> {
+        self.feedback(decision, false)
+    }
+
+    /// The person clicked a decision: records `Offer Clicked`, once.
+    pub fn clicked(&self, decision: &str) -> Result<Option<String>, JsValue> {
+        self.feedback(decision, true)
+    }
+
+    /// Uses `artifact` (its exact text) now, replacing the one in use;
+    /// `signature` is base64 of its detached Ed25519 signature. A refused
+    /// artifact is a `TypeError` with `kind` and the previous one stays.
+    #[wasm_bindgen(js_name = loadRules)]
+    pub fn load_rules(&self, artifact: &str, signature: Option<String>) -> Result<bool, JsValue> {
+        let out = {
+            let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
+            let now = browser::now_ms();
+            let r = d.core.load_rules(artifact, signature.as_deref(), true, now);
+            d.after_call(&self.shared, now);
+            r.map_err(|e| kind_error(e.kind(), &e.to_string()))?
+        };
+        driver::drive(&self.shared);
+        Ok(out)
+    }
+
+    /// Revalidates the artifact with its server now (when `rules.url` is set).
+    #[wasm_bindgen(js_name = refreshRules)]
+    pub fn refresh_rules(&self) {
+        if let Ok(mut d) = self.shared.try_borrow_mut() {
+            d.core.refresh_rules(browser::now_ms());
+        }
+        driver::drive(&self.shared);
+    }
+
+    /// The `revision` of the artifact in use.
+    #[wasm_bindgen(js_name = rulesRevision)]
+    pub fn rules_revision(&self) -> Option<String> {
+        self.shared.try_borrow().ok().and_then(|d| d.core.rules_revision().map(str::to_owned))
+    }
+
     /// Stores what is still queued for the next page and stops listening.
     pub fn close(&self) {
         driver::close(&self.shared);
@@ -211,6 +300,20 @@ impl Threadline {
 }
 
 impl Threadline {
+    fn feedback(&self, decision: &str, click: bool) -> Result<Option<String>, JsValue> {
+        let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
+        let now = browser::now_ms();
+        let random = d.rand.bytes16();
+        let id = if click {
+            d.core.clicked(decision, now, random)
+        } else {
+            d.core.displayed(decision, now, random)
+        }
+        .map_err(event_error)?;
+        d.after_call(&self.shared, now);
+        Ok(id)
+    }
+
     /// A consent or identity change: storage work happens before the call
     /// returns (a denial deletes everything at once), then the loop runs.
     fn change<T>(

@@ -4,7 +4,7 @@
 //! Only outcomes come back; what they mean is decided in sdk-core.
 
 use js_sys::{Array, Reflect, Uint8Array};
-use sdk_core::Outcome;
+use sdk_core::{Outcome, RulesResponse};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -104,4 +104,60 @@ pub fn beacon(url: &str, body: &[u8]) -> bool {
     let Some(w) = window() else { return false };
     let Ok(b) = blob(body, "text/plain;charset=UTF-8") else { return false };
     w.navigator().send_beacon_with_opt_blob(url, Some(&b)).unwrap_or(false)
+}
+
+/// What a rules request brought back, owned so it outlives the response.
+pub enum Got {
+    NotModified,
+    Body(Vec<u8>, Option<String>),
+    Failed(Option<u16>),
+}
+
+impl Got {
+    pub fn response(&self) -> RulesResponse<'_> {
+        match self {
+            Got::NotModified => RulesResponse::NotModified,
+            Got::Body(bytes, etag) => RulesResponse::Body { bytes, etag: etag.as_deref() },
+            Got::Failed(status) => RulesResponse::Failed { status: *status },
+        }
+    }
+}
+
+/// One GET of the rules artifact (or its signature). The HTTP cache is
+/// bypassed: the core revalidates with `If-None-Match` itself and keeps the
+/// copy it trusts. A relative URL resolves against the page, as `fetch`
+/// does. A cross-origin artifact server must send
+/// `Access-Control-Expose-Headers: ETag`, or the ETag stays invisible here
+/// and every refresh downloads the whole artifact again.
+pub async fn get(url: &str, etag: Option<&str>, timeout_ms: u32) -> Got {
+    let attempt = async {
+        let w = window().ok_or(JsValue::NULL)?;
+        let init = RequestInit::new();
+        init.set_method("GET");
+        if let Some(tag) = etag {
+            let h = web_sys::Headers::new()?;
+            h.append("If-None-Match", tag)?;
+            init.set_headers_headers(&h);
+        }
+        init.set_credentials(RequestCredentials::Omit);
+        // `RequestCache` would need one more web-sys feature for one string.
+        Reflect::set(&init, &JsValue::from_str("cache"), &JsValue::from_str("no-store"))?;
+        let abort = web_sys::AbortController::new()?;
+        init.set_signal(Some(&abort.signal()));
+        let timer = gloo_timers::callback::Timeout::new(timeout_ms, move || abort.abort());
+        let response: Response = JsFuture::from(w.fetch_with_str_and_init(url, &init)).await?.dyn_into()?;
+        let got = match response.status() {
+            304 => Got::NotModified,
+            200 => {
+                let tag = response.headers().get("ETag").ok().flatten();
+                let text = JsFuture::from(response.text()?).await?;
+                Got::Body(text.as_string().unwrap_or_default().into_bytes(), tag)
+            }
+            0 => Got::Failed(None),
+            code => Got::Failed(Some(code)),
+        };
+        drop(timer);
+        Ok::<Got, JsValue>(got)
+    };
+    attempt.await.unwrap_or(Got::Failed(None))
 }
