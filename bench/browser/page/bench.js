@@ -213,19 +213,23 @@ function recordShopper() {
 
 /**
  * µs per `client.decide('home', { max: 3 })` with an artifact of `n` offers
- * loaded inline: `warm` untimed calls, `calls` calls each timed on its own,
+ * loaded inline (for a device in A/B `variant`, else `{ retry }`): `warm` untimed calls, `calls` calls each timed on its own,
  * then `chunks` chunks of `chunk` calls timed as a whole (per-call means).
  * `returning`: with the shopper's history; otherwise an empty one (no
  * offer qualifies, every condition is evaluated: the worst case).
  */
-async function decideTiming({ n, returning = true, warm = 300, calls = 2000, chunk = 20, chunks = 100 } = {}) {
+async function decideTiming({ n, returning = true, variant, warm = 300, calls = 2000, chunk = 20, chunks = 100 } = {}) {
   if (typeof client.decide !== 'function') throw new Error('this npm build has no decide()');
   const text = JSON.stringify(decideArtifact(n));
   const loaded = client.loadRules(text);
   if (!loaded) throw new Error(`loadRules refused the ${n}-offer artifact`);
+  const opts = { max: 3 };
+  // The A/B test's variant depends on the device id, which is random here:
+  // the caller retries with a new device until it has the native one's.
+  const probe = client.decide('home', opts)[0];
+  if (variant && probe?.variantId !== variant) return { retry: true, variantId: probe?.variantId ?? null };
   const events = returning ? recordShopper() : 0;
   await drain();
-  const opts = { max: 3 };
   const sample = client.decide('home', opts);
   if (!sample.length) throw new Error('decide returned nothing');
   for (let i = 0; i < warm; i++) client.decide('home', opts);
