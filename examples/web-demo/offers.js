@@ -138,7 +138,7 @@ export function startOffers({ demo, record }) {
     if (!node) return null;
     const d = decide(placement);
     const content = d && d.content && typeof d.content === 'object' ? d.content : FALLBACK[placement];
-    node.replaceChildren(...BUILD[placement](content));
+    node.replaceChildren(...BUILD[placement](content).filter(Boolean));
     node.classList.toggle('personalised', Boolean(d && !d.isDefault));
     tag(node, d);
     if (!d) {

@@ -233,8 +233,13 @@ export function startPanel({ demo, error, esc }) {
           node('time', '', clock(d.at)),
         );
         const why = [];
-        if (d.experimentId) why.push(`experiment ${d.experimentId}, variant ${d.variantId}`);
-        why.push(d.isDefault ? 'default offer' : 'chosen by the rules from this browser\'s history');
+        if (d.experimentId) {
+          why.push(`A/B test ${d.experimentId}, variant ${d.variantId}`);
+          if (d.variantId === 'holdout') why.push('held out: the default offer');
+          else if (d.isDefault) why.push('default offer');
+        } else {
+          why.push(d.isDefault ? 'default offer' : 'chosen by the rules from this browser\'s history');
+        }
         why.push(d.clicked ? 'displayed, clicked' : d.displayedId ? 'displayed' : 'displayed before (not reported again)');
         li.append(node('span', 'dec-why', why.join(' · ')));
         return li;
