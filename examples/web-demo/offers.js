@@ -183,11 +183,15 @@ export function startOffers({ demo, record }) {
   if (c && typeof c.on === 'function') {
     try {
       c.on('rulesLoaded', (n) => {
+        const changed = (n?.revision ?? null) !== demo.rules.revision;
         demo.rules.ready = true;
         demo.rules.revision = n?.revision ?? demo.rules.revision;
         demo.rules.loadedAt = Date.now();
         demo.rules.error = null;
-        if (onHome()) renderHome();
+        // Redraw only for new rules, or over the defaults shown while none
+        // were loaded: every redraw is a new decision and a new impression.
+        const showingFallback = document.getElementById('home-slot')?.dataset.offerId === 'fallback';
+        if (onHome() && (changed || showingFallback)) renderHome();
       });
       c.on('rulesError', (n) => {
         demo.rules.error = { kind: n?.kind ?? 'rules', message: n?.message ?? '', at: Date.now() };
