@@ -4,8 +4,8 @@
 // suppresses it for good, also after a reload), the hero A/B test (sticky,
 // and the variant the bucketing scheme gives this device), the feedback
 // events the collector receives, revalidation of the artifact with
-// If-None-Match answered 304, and a tampered artifact refused while the
-// cached one stays in use.
+// If-None-Match answered 304, a tampered artifact refused while the
+// cached one stays in use, and the defaults shown while the rules are late.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -277,5 +277,23 @@ test('a tampered artifact is refused and the cached one stays in use, also after
   assert.equal((await slot(page, 'home-slot')).offerId, 'home-welcome');
   const stillGood = await page.evaluate(() => window.__demo.client.decide('home', { max: 3 }).map((d) => d.offerId));
   assert.deepEqual(stillGood, ['home-welcome']);
+  assert.deepEqual(page.errors, []);
+});
+
+test('rules later than ready(1500): the slots show the defaults, then the decisions once the rules arrive', async (t) => {
+  const { collector, page } = await start(t);
+  await page.route(`${collector.url}/rules/shop.json`, async (route) => {
+    await new Promise((r) => setTimeout(r, 2500));
+    await route.continue();
+  });
+  await page.goto(`${collector.url}/`);
+  await page.waitForSelector('#home-slot[data-offer-id]');
+  const early = await slot(page, 'home-slot');
+  assert.equal(early.offerId, 'fallback', 'no decision without rules');
+  assert.match(early.text, /Free returns/, 'the default content is shown meanwhile');
+  assert.equal(await page.evaluate(() => window.__demo.decisions.length), 0, 'nothing reported as displayed');
+  await page.waitForSelector('#home-slot[data-offer-id="home-welcome"]', { timeout: 10000 });
+  assert.equal(await page.evaluate(() => window.__demo.client.rulesRevision()), ARTIFACT.revision);
+  assert.equal((await slot(page, 'hero-slot')).offerId, 'hero-default');
   assert.deepEqual(page.errors, []);
 });
