@@ -29,7 +29,7 @@ const args = new Set(argv);
 // `--only startup,profile`: run some phases, print, write no results files.
 const onlyArg = argv.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.has('--only') ? argv[argv.indexOf('--only') + 1] : null);
 const only = onlyArg ? new Set(onlyArg.split(',')) : null;
-const PHASES = ['startup', 'track', 'mainThread', 'wire', 'profile'];
+const PHASES = ['startup', 'track', 'mainThread', 'wire', 'decide', 'profile'];
 for (const p of only ?? []) {
   if (!PHASES.includes(p)) {
     console.error(`bench: unknown phase ${p} (phases: ${PHASES.join(', ')})`);
@@ -42,6 +42,10 @@ const TRACK_WARM = 1000;
 const TRACK_N = 10000;
 const WORKLOAD_N = 10000;
 const WIRE_N = 1000;
+const DECIDE_OFFERS = [10, 100, 1000];
+// The variant of `home-test` that sdk-core/benches/core.rs's fixed device id
+// gets (murmur3_x86_32/v1 bucket 7093 of 10,000).
+const DECIDE_VARIANT = 'b';
 const STARTUP_LOADS = 10;
 // The page's URL carries UTM parameters, as a landing page from a campaign.
 const PAGE_QUERY = 'utm_source=newsletter&utm_medium=email&utm_campaign=spring-sale';
@@ -284,6 +288,48 @@ async function wire(browser, col) {
 }
 
 /**
+ * µs per synchronous `client.decide` for artifacts of 10, 100 and 1,000
+ * offers (sdk-core/benches/core.rs `decide_artifact`, built in the page),
+ * for a returning shopper (a few hundred events of history) and for a new
+ * visitor (empty history: every condition evaluated). One fresh page per
+ * figure, cross-origin isolated for the 5 µs clock.
+ */
+async function decide(browser, col) {
+  const out = {};
+  for (const n of DECIDE_OFFERS) {
+    for (const returning of [true, false]) {
+      const key = `${returning ? 'offers' : 'newVisitor'}_${n}`;
+      // The native benchmark's device id is in variant `b` of the artifact's
+      // A/B test (content replaced); a page's device id is random, so new
+      // pages are opened until one is in `b` too (never in the holdout,
+      // which would skip the ranking).
+      let r;
+      for (let attempt = 0; attempt < 16 && !(r && !r.retry); attempt++) {
+        const { context, page } = await openPage(browser, col, `prefix=decide${n}${returning ? 'r' : 'n'}${attempt}`);
+        r = await page.evaluate((o) => window.bench.decideTiming(o), { n, returning, variant: DECIDE_VARIANT });
+        await context.close();
+      }
+      check(!r.retry, `decide ${key}: a device in variant ${DECIDE_VARIANT} within 16 tries`);
+      check(r.stats.contained === 0 && r.stats.rejected === 0, `decide ${key}: no call rejected or contained`);
+      if (returning) check(r.sample.some((d) => !d.isDefault), `decide ${key}: the shopper gets offers (${JSON.stringify(r.sample)})`);
+      else check(r.sample.length === 1 && r.sample[0].isDefault, `decide ${key}: a new visitor gets the default`);
+      out[key] = {
+        offers: n,
+        artifactBytes: r.artifactBytes,
+        historyEvents: r.events,
+        calls: r.perCall.length,
+        perCallUs: roundAll(scale(summary(r.perCall), 1000), 1),
+        chunkMeanUs: roundAll(scale(summary(r.chunkMeans), 1000), 2),
+        variant: DECIDE_VARIANT,
+        sample: r.sample,
+      };
+      log(`decide ${key}: median ${out[key].perCallUs.median} µs, p95 ${out[key].perCallUs.p95} µs (chunk mean median ${out[key].chunkMeanUs.median} µs)`);
+    }
+  }
+  return out;
+}
+
+/**
  * The shipped wasm carries no function names (wasm-opt drops them), so a
  * profile would say `wasm-function[113]`. This rebuilds it from the same
  * cargo artifact with names kept (`wasm-bindgen`, then `wasm-opt -Oz -g`):
@@ -451,6 +497,13 @@ function markdown(r) {
     `| the same, reload (warm HTTP cache) | ${s.warm.scriptToReadyMs.median} ms (navigation start → ready ${s.warm.navigationToReadyMs.median} ms) |`,
     `| on the wire per 1,000 \`Product Viewed\` events, defaults, \`flush()\` | **${w.requests} requests, ${kb(w.bodyBytes)}** of gzip body (${w.bytesPerEvent} B/event) |`,
     `| the same uncompressed (\`compress: false\`) | ${w.uncompressedRequests} requests, ${kb(w.uncompressedBodyBytes)} (gzip saves ${w.compressionRatio}×) |`,
+    ...(r.decide
+      ? DECIDE_OFFERS.map((n) => {
+          const a = r.decide[`offers_${n}`];
+          const b = r.decide[`newVisitor_${n}`];
+          return `| \`decide('home', {max: 3})\`, ${n.toLocaleString('en')} offers: returning shopper (${a.historyEvents} events of history) / new visitor | median **${a.perCallUs.median} µs**, p95 ${a.perCallUs.p95} µs (chunk mean ${a.chunkMeanUs.median} µs) / median ${b.perCallUs.median} µs, p95 ${b.perCallUs.p95} µs |`;
+        })
+      : []),
     `| size: JS + wasm, brotli 11 | **${kb(z.total.brotli11)}** (gzip -9 ${kb(z.total.gzip9)}, raw ${kb(z.total.raw)}) |`,
     '',
     '| file | raw | gzip -9 | brotli 11 |',
@@ -489,7 +542,7 @@ async function main() {
     result.machine.chromium = browser.version();
     result.machine.chromiumBinary = CHROMIUM;
 
-    const phases = { startup, track: trackTiming, mainThread, wire, profile };
+    const phases = { startup, track: trackTiming, mainThread, wire, decide, profile };
     for (const [name, run] of Object.entries(phases)) {
       if (!wanted(name)) continue;
       log(name);

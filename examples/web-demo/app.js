@@ -2,16 +2,35 @@
 // build step. Routing follows `location.hash`; every route change is a
 // `page()` and the shop's actions are Segment e-commerce `track` events.
 //
+// The home page's hero banner and offer are decided on the device from the
+// signed rules in rules/shop.json (see offers.js): view the slacks twice and
+// the home page offers a discount on them, until an order contains them.
+//
 // For the automated check (check.mjs) the page exposes
-//   window.__demo = { client, ready, trackedIds }
+//   window.__demo = { client, ready, trackedIds, decisions, rules }
 // where `trackedIds` holds the messageId of every event this visit tracked,
-// across reloads (it lives in sessionStorage).
+// across reloads (it lives in sessionStorage), and `decisions` the
+// decisions the page displayed (newest last).
 
 import { PRODUCTS, CURRENCY, product, money, amount, picture } from './catalog.js';
 import { startPanel } from './panel.js';
 import { startConsent } from './consent.js';
+import { startOffers } from './offers.js';
 
 const WRITE_KEY = 'demo-write-key';
+
+// The rules artifact and the key its signature must verify with: the SDK
+// refuses an artifact that is unsigned or signed by another key, and keeps
+// the last good one. After editing rules/shop.json, sign it again (README).
+const RULES = {
+  url: '/rules/shop.json',
+  publicKey: 'uOIoIx9qCt9D/N/aOpO/ZbnllHs+cAbRvdVJIi7wpzY=',
+  // Revalidated every minute (If-None-Match, usually a 304): an edited and
+  // re-signed artifact shows up in an open tab within a minute.
+  refreshIntervalMs: 60_000,
+};
+// How long the first render waits for the rules before showing the defaults.
+const RULES_WAIT_MS = 1500;
 const KEY = {
   log: 'threadline-demo.log', // sessionStorage: what this visit tracked
   cart: 'threadline-demo.cart', // localStorage: the cart survives reloads
@@ -78,6 +97,9 @@ demo.ready = (async () => {
     // outage sees the queue drain within seconds, and more attempts so a
     // long outage does not drop the demo's events.
     retry: { baseBackoffMs: 500, maxBackoffMs: 5000, maxAttempts: 40 },
+    // Decisions on the device: the artifact is fetched (revalidated with
+    // If-None-Match), verified against the public key, and cached.
+    rules: RULES,
   });
   demo.client = client;
   demo.readyMs = Math.round(performance.now()); // since navigation start
@@ -186,16 +208,12 @@ function toast(html) {
 
 function renderList() {
   setTitle('Shop');
+  // The two slots are filled by offers.js from client.decide(...).
   view().innerHTML = `
-    <section class="hero">
-      <div>
-        <p class="eyebrow">Autumn edit</p>
-        <h1>Good clothes, tracked honestly.</h1>
-        <p class="lede">Browse, add to cart and check out: each step is an event
-          recorded by Threadline in a few microseconds, queued in this tab, and
-          sent to the collector in batches that survive reloads and outages.</p>
-      </div>
-    </section>
+    <div class="home-top">
+      <section class="hero" id="hero-slot" aria-label="Featured"></section>
+      <aside class="promo" id="home-slot" aria-label="For you"></aside>
+    </div>
     <ul class="grid" aria-label="Products">
       ${PRODUCTS.map((p, i) => `
         <li class="card">
@@ -210,6 +228,7 @@ function renderList() {
         </li>`).join('')}
     </ul>`;
   page('Product List', { route: 'list' });
+  demo.offers?.renderHome();
   track('Product List Viewed', {
     list_id: 'all-products',
     category: 'All',
@@ -529,7 +548,20 @@ async function main() {
   }
   updateAccount();
   if (demo.client) {
-    demo.consent = startConsent({ client: demo.client, esc, onChoice: () => demo.panel?.refresh() });
+    demo.offers = startOffers({ demo, record });
+    // The first render waits a little for the rules (cached from an earlier
+    // visit they are there at once); if they are late the slots show the
+    // defaults and are redrawn when the rules arrive.
+    await demo.offers.ready(RULES_WAIT_MS);
+    demo.consent = startConsent({
+      client: demo.client,
+      esc,
+      onChoice: () => {
+        // Personalisation and the A/B test depend on consent: decide again.
+        demo.offers.refresh();
+        demo.panel?.refresh();
+      },
+    });
   }
   demo.panel = startPanel({ demo, error, esc });
   window.addEventListener('hashchange', route);

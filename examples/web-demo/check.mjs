@@ -6,9 +6,11 @@
 // Drives headless Chromium (tests/lib/browser.mjs) through the demo shop at
 // URL: the product list and the slacks while the consent banner is open
 // (checking that nothing is stored or sent), "Accept all", two products
-// (the slacks twice), add to cart, a
+// (the slacks twice), the home page's slacks discount (decided on the
+// device from the signed rules), add to cart, a
 // reload while events are still queued, the cart, sign in, checkout and
-// purchase; then flushes and waits until the collector's /events holds the
+// purchase, and the discount gone from the home page once bought; then
+// flushes and waits until the collector's /events holds the
 // messageId of every event the page tracked. Without URL it starts its own
 // collector (target/debug/threadline-collector must be built).
 //
@@ -185,6 +187,29 @@ async function main() {
     await page.waitForFunction((n) => window.__demo.log.slice(n).some((e) => e.name === 'Product List Viewed'), before);
   }
   await act(`[data-product="${SLACKS}"]`, 'Product Viewed', 'viewing the slacks again');
+
+  // The decisions story: two views of the slacks (with personalisation
+  // granted) and the home page offers a discount on them.
+  const homeSlot = () =>
+    page.evaluate(() => {
+      const n = document.getElementById('home-slot');
+      return n ? { ...n.dataset } : null;
+    });
+  const hasDecide = await page.evaluate(() => typeof window.__demo.client.decide === 'function');
+  if (!hasDecide) await fail('the npm package has no decide(): build it from a branch with the decisions API');
+  await act('nav a[data-nav="home"]', 'Product List Viewed', 'back home for the offer');
+  const story = { rules: await page.evaluate(() => window.__demo.client.rulesRevision()) };
+  if (!story.rules) await fail('the signed rules did not load');
+  if ((await homeSlot()).offerId !== 'slacks-discount') {
+    // The view before consent was held, not learned: one more look.
+    await act(`[data-product="${SLACKS}"]`, 'Product Viewed', 'one more look at the slacks');
+    await act('nav a[data-nav="home"]', 'Product List Viewed', 'back home for the offer');
+  }
+  story.offered = await homeSlot();
+  if (story.offered.offerId !== 'slacks-discount') await fail(`expected the slacks discount on the home page, got ${JSON.stringify(story.offered)}`);
+  story.hero = await page.evaluate(() => ({ ...document.getElementById('hero-slot').dataset }));
+  if (!story.hero.variantId) await fail(`the hero is not in the A/B test: ${JSON.stringify(story.hero)}`);
+  await act('#home-slot a.promo-cta', 'Offer Clicked', 'following the slacks offer');
   progress('choosing a size');
   await page.click('label.size:has(input[value="32"])');
   await act('#add-to-cart', 'Product Added', 'adding the slacks to the cart');
@@ -232,6 +257,9 @@ async function main() {
   await act('#checkout-btn', 'Checkout Started', 'starting the checkout');
   await act('#place-order', 'Order Completed', 'placing the order');
   const orderId = (await page.textContent('#order-id')).trim();
+  await act('nav a[data-nav="home"]', 'Product List Viewed', 'back home after the order');
+  story.after = await homeSlot();
+  if (story.after.offerId === 'slacks-discount') await fail('the slacks discount is still offered after the slacks were bought');
 
   progress('flushing');
   const tFlush = Date.now();
@@ -288,6 +316,12 @@ async function main() {
     else for (const k of ['product_id', 'sku', 'name', 'price', 'quantity']) if (line[k] === undefined) problems.push(`Order Completed product has no ${k}`);
     if (order.userId !== USER_ID) problems.push(`Order Completed userId is ${order.userId}, expected ${USER_ID}`);
   }
+  const shown = byEvent('Offer Displayed').filter((r) => r.properties?.offerId === 'slacks-discount');
+  if (!shown.length) problems.push('no Offer Displayed for the slacks discount stored');
+  else if (shown[0].properties.decisionId !== story.offered.decisionId) problems.push('Offer Displayed carries another decisionId than the page showed');
+  const heroShown = byEvent('Offer Displayed').find((r) => r.properties?.placement === 'hero' && r.properties?.variantId);
+  if (!heroShown || heroShown.properties.variantId !== story.hero.variantId) problems.push(`no Offer Displayed for hero variant ${story.hero.variantId}`);
+  if (!byEvent('Offer Clicked').length) problems.push('no Offer Clicked stored');
   const ident = mine.find((r) => r.type === 'identify');
   if (!ident) problems.push('no identify event stored');
   else if (ident.userId !== USER_ID || ident.traits?.email !== EMAIL) problems.push(`identify has userId ${ident.userId} and traits ${JSON.stringify(ident.traits)}`);
@@ -305,6 +339,7 @@ async function main() {
   const perEvent = s.received ? Math.round(s.bytes / s.received) : 0;
   const lines = [
     ['consent', `nothing stored or sent before the banner was answered (${beforeConsent.held} events held); accepted all, device ${granted.deviceId.slice(0, 8)}…`],
+    ['decisions', `rules ${story.rules} (signed); hero ${story.hero.experimentId}/${story.hero.variantId} → ${story.hero.offerId}; home: ${story.offered.offerId} after two views, ${story.after.offerId} once bought`],
     ['events tracked', `${ids.length} (${beforeReload.ids.length} before the reload, ${beforeReload.queued} of them still queued when it happened)`],
     ['distinct received', `${n(s.distinct)}${s.distinct === ids.length ? ' (all of them)' : ''}`],
     ['duplicates', `${n(s.duplicates)} (at-least-once; the collector de-duplicates by messageId)`],

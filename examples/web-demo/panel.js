@@ -1,5 +1,7 @@
 // The live panel: what this page tracked, the SDK's queue (`stats()`), the
-// consent in force, the identity, exactly what the SDK stored on the device
+// consent in force, the identity, the on-device decisions (which rules
+// revision, which offer each slot got and why: default, personalised, or an
+// experiment's variant), exactly what the SDK stored on the device
 // (its cookie and localStorage keys, read back from the browser), and what
 // the collector received (`GET /stats`, `GET /events`),
 // refreshed twice a second while the page is visible. Nodes are rewritten
@@ -27,6 +29,8 @@ export function startPanel({ demo, error, esc }) {
     perEvent: el('per-event'),
     received: el('received'),
     flush: el('flush-btn'),
+    rulesStatus: el('rules-status'),
+    decisions: el('decisions'),
     outage: el('outage-btn'),
   };
 
@@ -169,6 +173,78 @@ export function startPanel({ demo, error, esc }) {
     }
     if (log.length > SHOW_TRACKED) rows.push(`<li class="muted more">+ ${log.length - SHOW_TRACKED} earlier</li>`);
     set(ui.tracked, rows.join(''));
+  }
+
+  // --- decisions -------------------------------------------------------------
+  // Built with textContent: offer ids and content come from the rules file.
+
+  const SHOW_DECISIONS = 12;
+  const node = (tag, cls, text) => {
+    const n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text !== undefined) n.textContent = text;
+    return n;
+  };
+  const setKey = (n, key) => {
+    if (n.__key === key) return false;
+    n.__key = key;
+    return true;
+  };
+
+  function renderDecisions() {
+    const c = demo.client;
+    const rules = demo.rules;
+    let revision = rules?.revision ?? null;
+    try {
+      revision = c?.rulesRevision?.() ?? revision;
+    } catch {
+      // keep the last known revision
+    }
+    let line;
+    let bad = false;
+    if (!c || typeof c.decide !== 'function') line = 'Rules: this SDK build has no decisions API';
+    else if (revision) line = `Rules: revision ${revision} · signature verified`;
+    else line = 'Rules: not loaded yet (slots show the defaults)';
+    if (rules?.error) {
+      line += ` · last update refused: ${rules.error.kind}${rules.error.message ? ` (${rules.error.message})` : ''}`;
+      bad = true;
+    }
+    if (setKey(ui.rulesStatus, `${line}|${bad}`)) {
+      ui.rulesStatus.textContent = line;
+      ui.rulesStatus.classList.toggle('bad', bad);
+    }
+
+    const list = demo.decisions || [];
+    const shown = list.slice(-SHOW_DECISIONS).reverse();
+    const key = JSON.stringify(shown.map((d) => [d.decisionId, d.clicked, d.displayedId]));
+    if (!setKey(ui.decisions, key)) return;
+    if (!shown.length) {
+      ui.decisions.replaceChildren(node('li', 'muted empty', 'No decision yet: open the shop\'s home page.'));
+      return;
+    }
+    ui.decisions.replaceChildren(
+      ...shown.map((d) => {
+        const li = node('li', 'dec');
+        li.dataset.offerId = d.offerId;
+        const personal = !d.isDefault;
+        li.append(
+          node('span', `kind ${personal ? 'k-personal' : 'k-default'}`, d.placement),
+          node('span', 'dec-offer', d.offerId),
+          node('time', '', clock(d.at)),
+        );
+        const why = [];
+        if (d.experimentId) {
+          why.push(`A/B test ${d.experimentId}, variant ${d.variantId}`);
+          if (d.variantId === 'holdout') why.push('held out: the default offer');
+          else if (d.isDefault) why.push('default offer');
+        } else {
+          why.push(d.isDefault ? 'default offer' : 'chosen by the rules from this browser\'s history');
+        }
+        why.push(d.clicked ? 'displayed, clicked' : d.displayedId ? 'displayed' : 'displayed before (not reported again)');
+        li.append(node('span', 'dec-why', why.join(' · ')));
+        return li;
+      }),
+    );
   }
 
   // --- collector side --------------------------------------------------------
@@ -317,6 +393,7 @@ export function startPanel({ demo, error, esc }) {
     renderConsent();
     renderIdentity();
     renderStored();
+    renderDecisions();
     renderTracked();
     renderCollector();
   }

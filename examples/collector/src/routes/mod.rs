@@ -8,7 +8,7 @@ mod read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -135,7 +135,7 @@ pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
         router = router.nest_service("/npm", assets::directory(dir));
     }
     router = match &config.static_dir {
-        Some(dir) => router.fallback_service(assets::directory(dir)),
+        Some(dir) => router.merge(assets::rules(dir.join("rules"))).fallback_service(assets::directory(dir)),
         None => router.fallback(|| async { ApiError::NotFound }),
     };
     router.layer(cors())
@@ -143,13 +143,14 @@ pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
 
 /// Pages under test run on other ports of 127.0.0.1, so every route answers CORS:
 /// the origin is echoed (credentials allowed), preflights are answered here, and
-/// `Retry-After` is exposed so the SDK can read it from a cross-origin 429.
+/// `Retry-After` is exposed so the SDK can read it from a cross-origin 429, `ETag` so it
+/// can revalidate a cross-origin rules artifact with `If-None-Match` (allowed in requests).
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([AUTHORIZATION, CONTENT_TYPE, CONTENT_ENCODING])
-        .expose_headers([RETRY_AFTER])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE, CONTENT_ENCODING, IF_NONE_MATCH])
+        .expose_headers([RETRY_AFTER, ETAG])
         .allow_credentials(true)
         .allow_private_network(true)
         .max_age(PREFLIGHT_MAX_AGE)

@@ -1,0 +1,1 @@
+eS/Rh4T790PWQAm6ApWluml8ijUq7KS7pmCZdAjDhC7xmZLzdcoRaqZf4kSagePdh7IE53LlwUPMVf3j7chdCw==
