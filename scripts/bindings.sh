@@ -35,15 +35,15 @@ swift_dest() {
   esac
 }
 
-log "cargo build -p sdk-mobile --release"
-cargo build -q -p sdk-mobile --release
+log "cargo build -p sdk-mobile --profile mobile"
+cargo build -q -p sdk-mobile --profile mobile
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # Library mode runs `cargo metadata`: it must run inside the workspace.
 for lang in kotlin swift; do
   log "uniffi-bindgen generate --language $lang"
   cargo run -q -p sdk-mobile --features bindgen --bin uniffi-bindgen -- generate \
-    --library "$target/release/libsdk_mobile.so" --language "$lang" --no-format --out-dir "$tmp/$lang"
+    --library "$target/mobile/libsdk_mobile.so" --language "$lang" --no-format --out-dir "$tmp/$lang"
 done
 gen_kotlin="$tmp/kotlin/dev/threadline/sdk/sdk_mobile.kt"
 [ -f "$gen_kotlin" ] || { log "no $gen_kotlin (package name in sdk-mobile/uniffi.toml?)"; exit 1; }

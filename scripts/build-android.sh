@@ -113,7 +113,7 @@ build_libs() {
       export "$var=${!var:-} -C link-arg=-Wl,-z,max-page-size=16384"
     fi
     log "building $abi ($t, API $min_sdk)"
-    cargo ndk -t "$abi" -P "$min_sdk" -o "$jnilibs" build -p sdk-mobile --release --lib
+    cargo ndk -t "$abi" -P "$min_sdk" -o "$jnilibs" build -p sdk-mobile --profile mobile --lib
     so="$jnilibs/$abi/libsdk_mobile.so"
     [ -f "$so" ] || die "cargo-ndk did not produce $so"
     "$strip" --strip-all "$so"
@@ -162,9 +162,9 @@ assemble_aar() {
   # just built: an AAR with stale ones would fail its checksum check at the app's first call.
   # (Kotlin only here: scripts/bindings.sh --check would also judge the Swift files.)
   local committed=sdk-mobile/kotlin/src/main/kotlin/dev/threadline/sdk/sdk_mobile.kt
-  local host_lib=target/release/libsdk_mobile.so
-  [ "$(uname -s)" != Darwin ] || host_lib=target/release/libsdk_mobile.dylib
-  cargo build -q -p sdk-mobile --release --lib
+  local host_lib=target/mobile/libsdk_mobile.so
+  [ "$(uname -s)" != Darwin ] || host_lib=target/mobile/libsdk_mobile.dylib
+  cargo build -q -p sdk-mobile --profile mobile --lib
   cargo run -q -p sdk-mobile --features bindgen --bin uniffi-bindgen -- generate \
     --library "$host_lib" --language kotlin --no-format --out-dir "$out/bindings" >&2
   cmp -s "$out/bindings/dev/threadline/sdk/sdk_mobile.kt" "$committed" \

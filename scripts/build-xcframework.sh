@@ -48,10 +48,10 @@ done
 # (bindgen reads the metadata of any build of the same source).
 generate() {
   local dir=$1 lib
-  cargo build -q -p sdk-mobile --release --lib
+  cargo build -q -p sdk-mobile --profile mobile --lib
   case "$(uname -s)" in
-    Darwin) lib=target/release/libsdk_mobile.dylib ;;
-    *) lib=target/release/libsdk_mobile.so ;;
+    Darwin) lib=target/mobile/libsdk_mobile.dylib ;;
+    *) lib=target/mobile/libsdk_mobile.so ;;
   esac
   rm -rf "$dir"; mkdir -p "$dir"
   cargo run -q -p sdk-mobile --features bindgen --bin uniffi-bindgen -- generate \
@@ -106,7 +106,7 @@ targets=("${ios[@]}" "${sim[@]}")
 rustup target add "${targets[@]}" >/dev/null
 for t in "${targets[@]}"; do
   log "building $t"
-  cargo build -p sdk-mobile --release --lib --target "$t"
+  cargo build -p sdk-mobile --profile mobile --lib --target "$t"
 done
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -119,7 +119,7 @@ headers="$out/headers"
 rm -rf "$headers"; mkdir -p "$headers/sdk_mobileFFI"
 cp "$gen_ffi/sdk_mobileFFI.h" "$gen_ffi/module.modulemap" "$headers/sdk_mobileFFI/"
 
-lib() { echo "target/$1/release/libsdk_mobile.a"; }
+lib() { echo "target/$1/mobile/libsdk_mobile.a"; }
 mkdir -p "$out/ios-simulator" "$out/macos"
 lipo -create "$(lib aarch64-apple-ios-sim)" "$(lib x86_64-apple-ios)" -output "$out/ios-simulator/libsdk_mobile.a"
 args=(-library "$(lib aarch64-apple-ios)" -headers "$headers"

@@ -62,11 +62,11 @@ skip() { printf '%-28s %9s %9s %9s  skipped: %s\n' "$1" - "$(budget "$1")" - "$2
 
 # --- host ---------------------------------------------------------------------
 host=$(rustc -vV | sed -n 's/^host: //p')
-log "building sdk-mobile (release) for $host"
-cargo build -q -p sdk-mobile --release --lib
+log "building sdk-mobile (profile mobile) for $host"
+cargo build -q -p sdk-mobile --profile mobile --lib
 case "$(uname -s)" in
-  Darwin) report "$host" target/release/libsdk_mobile.dylib strip -x ;;
-  *) report "$host" target/release/libsdk_mobile.so strip --strip-all ;;
+  Darwin) report "$host" target/mobile/libsdk_mobile.dylib strip -x ;;
+  *) report "$host" target/mobile/libsdk_mobile.so strip --strip-all ;;
 esac
 
 # --- Android ------------------------------------------------------------------
@@ -92,10 +92,10 @@ elif [ "$(uname -s)" != Darwin ] || ! xcrun --sdk iphoneos --show-sdk-path >/dev
   skip aarch64-apple-ios "needs macOS with Xcode and the iOS SDK"
 else
   rustup target add aarch64-apple-ios >/dev/null
-  log "building sdk-mobile (release) for aarch64-apple-ios"
+  log "building sdk-mobile (profile mobile) for aarch64-apple-ios"
   IPHONEOS_DEPLOYMENT_TARGET="${IPHONEOS_DEPLOYMENT_TARGET:-13.0}" \
-    cargo build -q -p sdk-mobile --release --lib --target aarch64-apple-ios
-  report aarch64-apple-ios target/aarch64-apple-ios/release/libsdk_mobile.dylib strip -x
+    cargo build -q -p sdk-mobile --profile mobile --lib --target aarch64-apple-ios
+  report aarch64-apple-ios target/aarch64-apple-ios/mobile/libsdk_mobile.dylib strip -x
 fi
 
 if [ "$over" -ne 0 ]; then

@@ -7,7 +7,7 @@
 #   scripts/scenarios-kotlin.sh gpc alias    # only these (by file name)
 #
 # Needs scripts/setup.sh (JNA, Gson, the Kotlin compiler from npm). Builds
-# `cargo build -p sdk-mobile --release` (incremental), uses the committed
+# `cargo build -p sdk-mobile --profile mobile` (incremental), uses the committed
 # bindings sdk-mobile/kotlin/src/main/kotlin/dev/threadline/sdk/sdk_mobile.kt
 # when present (set TL_BINDINGS=generated to generate them from the library
 # instead; stale committed bindings are detected and regenerated), and caches
@@ -33,10 +33,10 @@ cache="$target/kotlin-scenarios"
 mkdir -p "$cache"
 committed="$root/sdk-mobile/kotlin/src/main/kotlin/dev/threadline/sdk/sdk_mobile.kt"
 runner_src="$root/sdk-mobile/kotlin/src/scenarioTest/kotlin"
-lib="$target/release/libsdk_mobile.so"
+lib="$target/mobile/libsdk_mobile.so"
 
-log "cargo build -p sdk-mobile --release"
-cargo build -q -p sdk-mobile --release
+log "cargo build -p sdk-mobile --profile mobile"
+cargo build -q -p sdk-mobile --profile mobile
 
 generate() {
   log "generating Kotlin bindings from $lib"
@@ -69,7 +69,7 @@ compile() {
 }
 
 run() {
-  java -Djna.library.path="$target/release" -Djava.library.path="$target/release" \
+  java -Djna.library.path="$target/mobile" -Djava.library.path="$target/mobile" \
     -cp "$runner_jar:$bindings_jar:$jna:$gson:$stdlib" dev.threadline.sdk.scenarios.Scenarios \
     "$root/tests/scenarios" "$target/scenarios/kotlin" "$@"
 }

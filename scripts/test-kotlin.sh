@@ -40,8 +40,8 @@ out="$target/kotlin"
 mkdir -p "$out"
 src="sdk-mobile/kotlin/src"
 
-log "cargo build -p sdk-mobile --release"
-cargo build -q -p sdk-mobile --release
+log "cargo build -p sdk-mobile --profile mobile"
+cargo build -q -p sdk-mobile --profile mobile
 if [ "$mode" = test ]; then
   log "cargo build -p threadline-collector"
   cargo build -q -p threadline-collector
@@ -87,7 +87,7 @@ else
 fi
 
 run_cp="$main_jar:$bindings_jar:$JAVA_LIBS/jna.jar:$KLIB/kotlin-stdlib.jar"
-jvm_flags=(-Djna.library.path="$target/release" -Djava.library.path="$target/release"
+jvm_flags=(-Djna.library.path="$target/mobile" -Djava.library.path="$target/mobile"
   -Dthreadline.collector="$target/debug/threadline-collector")
 
 if [ "$mode" = bench ]; then

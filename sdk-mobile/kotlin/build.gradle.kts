@@ -34,7 +34,7 @@ android {
         }
         getByName("test") {
             // The JVM tests run on the host: they need a host build of libsdk_mobile
-            // (`cargo build -p sdk-mobile --release`) and the reference collector; see README.md.
+            // (`cargo build -p sdk-mobile --profile mobile`) and the reference collector; see README.md.
             kotlin.srcDirs("src/test/kotlin")
         }
     }
@@ -46,8 +46,8 @@ android {
 
     testOptions {
         unitTests.all {
-            it.systemProperty("jna.library.path", rootProject.file("../../target/release").path)
-            it.systemProperty("java.library.path", rootProject.file("../../target/release").path)
+            it.systemProperty("jna.library.path", rootProject.file("../../target/mobile").path)
+            it.systemProperty("java.library.path", rootProject.file("../../target/mobile").path)
             it.systemProperty("threadline.collector", rootProject.file("../../target/debug/threadline-collector").path)
         }
     }
