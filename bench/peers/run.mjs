@@ -3,7 +3,7 @@
 // same machine, same run, same page, same workload. See README.md.
 //
 //   scripts/setup.sh && npm/scripts/build.sh && cargo build -p threadline-collector   # once
-//   node bench/peers/run.mjs             # installs the pinned peers (npm ci) when missing [--rounds 3] [--events 10000] [--only segment,threadline]
+//   node bench/peers/run.mjs             # installs the pinned peers (npm ci) when missing [--rounds 3] [--events 10000] [--only segment,threadline] [--phases decide]
 //
 // Each SDK gets its own local sink server (127.0.0.1) and a fresh browser
 // context per measurement; SDKs are interleaved round by round (the order
@@ -44,6 +44,8 @@ const LIFE_N = Math.min(1000, TRACK_N); // the wire, close and reload workloads
 const CLOSE_WAIT_MS = Number(opt('close-wait', 5000));
 const DECIDE_FEATURES = Number(opt('features', 200));
 const only = opt('only', null)?.split(',');
+// Some phases only (track, wire, close, reload, decide); like --only, a partial run prints.
+const onlyPhases = opt('phases', null)?.split(',');
 
 const TRACK_BUDGET_MS = Number(opt('budget', 30000));
 const USER_AGENT = (browser) =>
@@ -293,6 +295,7 @@ async function measure(browser, adapter, state) {
       : { track: trackPhase, wire: wirePhase, close: closePhase, reload: reloadPhase,
           ...(adapter.ours ? { decide: decidePhase } : {}) };
   for (const [name, fn] of Object.entries(phases)) {
+    if (onlyPhases && !onlyPhases.includes(name)) continue;
     log(`${adapter.name}: ${name}`);
     try {
       out[name] = await fn(browser, adapter, info);
@@ -476,7 +479,7 @@ async function main() {
   result.ratios = ratios(result);
   result.durationS = round((Date.now() - started) / 1000, 1);
   const md = markdown(result);
-  if (only || argv.includes('--no-write')) {
+  if (only || onlyPhases || argv.includes("--no-write")) {
     console.log(JSON.stringify(result.sdks.map((s) => ({ name: s.name, figures: s.figures, rounds: s.rounds.map(({ track, ...x }) => ({ ...x, track: track && { ...track } })) })), null, 1));
   } else {
     writeFileSync(join(HERE, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
