@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sdk_core::{
     Client, Config, ConsentError, DecideRequest, EventError, Millis, NextUpload, Notice, Outcome, Persist,
-    Store, Transport,
+    RulesFetch, RulesResponse, Store, Transport,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -120,6 +120,9 @@ struct Run {
     /// Decisions bound by `decide`'s `as`, by symbol (`hero.0`), as the
     /// JSON `decide` returned, for `displayed` / `clicked`.
     decisions: BTreeMap<String, String>,
+    /// A follow-up rules request `rules_fetched` returned (the `.sig`),
+    /// which the next `rulesFetch` step performs.
+    rules_follow_up: Option<RulesFetch>,
     /// The transcript every runner writes (README, "Transcripts"), and the
     /// index of the step running (-1 before the first).
     transcript: Vec<String>,
@@ -473,6 +476,75 @@ impl Run {
                     Err(e) => got_error = Some(event_error_kind(&e)),
                 }
             }
+            "rulesFetch" => {
+                let want = o.take("expect").ok_or("rulesFetch: \"expect\" is required")?;
+                let reply = o.take("reply");
+                let fetch = match self.rules_follow_up.take() {
+                    Some(f) => Some(f),
+                    None => self.client.next_rules_fetch(self.now),
+                };
+                let Some(fetch) = fetch else {
+                    self.transcript.push(format!("{} rulesFetch none", self.step));
+                    if want != Value::Null {
+                        return Err(format!("rulesFetch: expected {want}, no request was due"));
+                    }
+                    if reply.is_some() {
+                        return Err("rulesFetch: \"reply\" given but no request was due".into());
+                    }
+                    return self.finish_step(o, &op, expect_error, None);
+                };
+                let kind = if fetch.signature { "signature" } else { "artifact" };
+                self.transcript.push(format!(
+                    "{} rulesFetch {} {} {kind}",
+                    self.step,
+                    fetch.url,
+                    fetch.etag.as_deref().unwrap_or("-")
+                ));
+                if want == Value::Null {
+                    return Err(format!("rulesFetch: expected none, got a request for {}", fetch.url));
+                }
+                let mut w = Obj::new(want, "rulesFetch expect")?;
+                let doc =
+                    serde_json::json!({"url": fetch.url, "etag": fetch.etag, "signature": fetch.signature});
+                let mut fields = Map::new();
+                if let Some(u) = w.take("url") {
+                    fields.insert("url".into(), u);
+                }
+                fields.insert("etag".into(), w.take("etag").unwrap_or(Value::Null));
+                fields.insert("signature".into(), Value::Bool(w.opt_bool("signature")?.unwrap_or(false)));
+                w.done()?;
+                self.match_fields("rulesFetch", &doc, Value::Object(fields))?;
+                let mut r = Obj::new(reply.ok_or("rulesFetch: \"reply\" is required")?, "rulesFetch reply")?;
+                let network = r.opt_bool("network")?.unwrap_or(false);
+                let status = r.opt_u64("status")?;
+                let etag = r.opt_str("etag")?;
+                let body = match r.take("artifact") {
+                    None => None,
+                    Some(Value::String(s)) => Some(s),
+                    Some(v @ Value::Object(_)) => Some(v.to_string()),
+                    Some(_) => return Err("rulesFetch: \"artifact\" must be an object or a string".into()),
+                };
+                let jitter =
+                    u32::try_from(r.opt_u64("jitter")?.unwrap_or(0)).map_err(|_| "jitter: 32 bits")?;
+                r.done()?;
+                let status = match (network, status) {
+                    (true, None) => None,
+                    (false, Some(s)) => Some(u16::try_from(s).map_err(|_| "bad status")?),
+                    _ => return Err("rulesFetch: a reply is a status or a network error".into()),
+                };
+                // The mobile API's mapping (`Client::rules_fetched`), which the README adopts.
+                let response = match (status, body.as_deref()) {
+                    (Some(304), _) => RulesResponse::NotModified,
+                    (Some(200), Some(b)) => {
+                        RulesResponse::Body { bytes: b.as_bytes(), etag: etag.as_deref() }
+                    }
+                    (status, _) => RulesResponse::Failed { status },
+                };
+                match self.client.rules_fetched(fetch.id, response, self.now, jitter) {
+                    Ok(next) => self.rules_follow_up = next,
+                    Err(e) => got_error = Some(e.kind().to_owned()),
+                }
+            }
             "flush" => self.client.flush(),
             "networkAvailable" => self.client.network_available(),
             "advance" => {
@@ -543,6 +615,7 @@ impl Run {
             }
             "restart" => {
                 self.held.clear();
+                self.rules_follow_up = None;
                 let random = self.rand();
                 self.client = Run::new_client(&self.config, self.now, random)?;
                 if let Some(d) = self.store.device.clone() {
@@ -581,6 +654,18 @@ impl Run {
             other => return Err(format!("unknown step op \"{other}\"")),
         }
         outcome?;
+        self.finish_step(o, &op, expect_error, got_error)
+    }
+
+    /// The end of every step: no key left, the storage and notice work, the
+    /// expected error.
+    fn finish_step(
+        &mut self,
+        o: Obj,
+        op: &str,
+        expect_error: Option<String>,
+        got_error: Option<String>,
+    ) -> R<()> {
         o.done()?;
         if op != "hide" {
             self.settle(false);
@@ -899,6 +984,7 @@ fn run_file(path: &Path) -> R<()> {
         held: BTreeMap::new(),
         symbols: BTreeMap::new(),
         decisions: BTreeMap::new(),
+        rules_follow_up: None,
         transcript: vec![],
         step: -1,
     };

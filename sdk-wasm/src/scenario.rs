@@ -18,7 +18,8 @@ use std::fmt;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use sdk_core::{
     Client, Config, ConfigError, ConsentError, DecideError, DecideRequest, DeliveryError, EventError, Millis,
-    NextUpload, Notice, Outcome, ProfileError, RulesError, SnapshotError, Store, Transport, Upload,
+    NextUpload, Notice, Outcome, ProfileError, RulesError, RulesFetch, RulesResponse, SnapshotError, Store,
+    Transport, Upload,
 };
 use wasm_bindgen::prelude::*;
 
@@ -166,6 +167,16 @@ fn store_object(s: Option<Store>) -> R<JsValue> {
         }
         Store::Remove => set(&obj, "op", &JsValue::from_str("remove"))?,
     }
+    Ok(obj.into())
+}
+
+fn fetch_object(f: Option<RulesFetch>) -> R<JsValue> {
+    let Some(f) = f else { return Ok(JsValue::NULL) };
+    let obj = Object::new();
+    set(&obj, "id", &JsValue::from_f64(number(f.id)?))?;
+    set(&obj, "url", &JsValue::from_str(&f.url))?;
+    set(&obj, "etag", &f.etag.as_deref().map_or(JsValue::NULL, JsValue::from_str))?;
+    set(&obj, "signature", &JsValue::from_bool(f.signature))?;
     Ok(obj.into())
 }
 
@@ -382,6 +393,40 @@ impl ScenarioCore {
             .client
             .load_rules(artifact, signature.as_deref(), replace, now)
             .map_err(HarnessError::Rules)?)
+    }
+
+    /// `null`, or `{id, url, etag, signature}` (`etag` `null` when none).
+    pub fn next_rules_fetch(&mut self, now: f64) -> Result<JsValue, JsValue> {
+        let f = self.client.next_rules_fetch(millis(now)?);
+        Ok(fetch_object(f)?)
+    }
+
+    /// `response` is `"notModified"`, `"body"` (with `body` and `etag`) or
+    /// `"failed"` (with `status`, none for a network error); `random` the
+    /// 32-bit random of the retry. Returns a follow-up request as
+    /// [`ScenarioCore::next_rules_fetch`] does.
+    // The core call's arguments with `RulesResponse` spelled out flat: wasm-bindgen
+    // takes no Rust enums with data.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rules_fetched(
+        &mut self,
+        id: f64,
+        response: &str,
+        status: Option<u16>,
+        etag: Option<String>,
+        body: Option<Vec<u8>>,
+        now: f64,
+        random: u32,
+    ) -> Result<JsValue, JsValue> {
+        let id = whole(id).ok_or(HarnessError::BadUploadId(id))?;
+        let response = match (response, body.as_deref()) {
+            ("notModified", None) => RulesResponse::NotModified,
+            ("body", Some(bytes)) => RulesResponse::Body { bytes, etag: etag.as_deref() },
+            ("failed", None) => RulesResponse::Failed { status },
+            (other, _) => return Err(HarnessError::BadOutcome(other.to_owned()).into()),
+        };
+        let f = self.client.rules_fetched(id, response, millis(now)?, random).map_err(HarnessError::Rules)?;
+        Ok(fetch_object(f)?)
     }
 
     pub fn restore_profile(&mut self, bytes: &[u8]) -> Result<(), JsValue> {

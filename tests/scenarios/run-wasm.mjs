@@ -443,6 +443,9 @@ class Run {
       case "clicked":
         gotError = this.feedback(op, o, (e) => (expectError = e));
         break;
+      case "rulesFetch":
+        gotError = this.rulesFetch(o, (e) => (expectError = e));
+        break;
       case "flush":
         c.flush();
         break;
@@ -590,6 +593,62 @@ class Run {
     return undefined;
   }
 
+  /**
+   * Performs the rules request due (a follow-up first) with the scripted
+   * reply, mapped as the mobile API maps an HTTP outcome.
+   */
+  rulesFetch(o, setError) {
+    this.errorKey(o, setError);
+    if (!o.has("expect")) fail(`rulesFetch: "expect" is required`);
+    const want = o.take("expect");
+    const reply = o.has("reply") ? o.take("reply") : undefined;
+    let fetch = this.rulesFollowUp;
+    this.rulesFollowUp = null;
+    if (fetch === null || fetch === undefined) {
+      fetch = this.harness("next_rules_fetch", () => this.core.next_rules_fetch(this.now));
+    }
+    if (fetch === null || fetch === undefined) {
+      this.log("rulesFetch none");
+      if (want !== null) fail(`rulesFetch: expected ${show(want)}, no request was due`);
+      if (reply !== undefined) fail(`rulesFetch: "reply" given but no request was due`);
+      return undefined;
+    }
+    this.log(`rulesFetch ${fetch.url} ${fetch.etag ?? "-"} ${fetch.signature ? "signature" : "artifact"}`);
+    if (want === null) fail(`rulesFetch: expected none, got a request for ${fetch.url}`);
+    const w = new Keys(want, "rulesFetch expect");
+    const fields = {};
+    if (w.has("etag")) fields.etag = w.take("etag");
+    else fields.etag = null;
+    fields.signature = w.bool("signature") ?? false;
+    if (w.has("url")) fields.url = w.take("url");
+    w.done();
+    this.matchFields("rulesFetch", { url: fetch.url, etag: fetch.etag, signature: fetch.signature }, fields);
+    if (reply === undefined) fail(`rulesFetch: "reply" is required`);
+    const r = new Keys(reply, "rulesFetch reply");
+    const network = r.bool("network") ?? false;
+    const status = r.count("status");
+    const etag = r.str("etag") ?? null;
+    let body = null;
+    if (r.has("artifact")) {
+      const a = r.take("artifact");
+      if (typeof a === "string") body = a;
+      else if (isObject(a)) body = JSON.stringify(a);
+      else fail(`rulesFetch: "artifact" must be an object or a string, got ${show(a)}`);
+    }
+    const jitter = r.count("jitter") ?? 0;
+    if (jitter > 0xffffffff) fail(`rulesFetch: jitter must fit in 32 bits`);
+    r.done();
+    if (network === (status !== undefined)) fail(`rulesFetch: a reply is a status or a network error`);
+    let args;
+    if (status === 304) args = ["notModified", null, null, null];
+    else if (status === 200 && body !== null) args = ["body", null, etag, new TextEncoder().encode(body)];
+    else args = ["failed", status ?? null, null, null];
+    const [next, kind] = this.refusable(() => this.core.rules_fetched(fetch.id, ...args, this.now, jitter));
+    if (kind !== undefined) return kind;
+    this.rulesFollowUp = next;
+    return undefined;
+  }
+
   pump(o) {
     const replies = (o.list("replies") ?? []).map((r, i) => parseReply(r, `pump: reply ${i}`, true));
     const all = o.has("all") ? parseReply(o.take("all"), "pump: all", false) : undefined;
@@ -634,6 +693,7 @@ class Run {
 
   restart() {
     this.held.clear();
+    this.rulesFollowUp = null;
     this.core.free();
     this.core = null;
     this.core = this.newCore();

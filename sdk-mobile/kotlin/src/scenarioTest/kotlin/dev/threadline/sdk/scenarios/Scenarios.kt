@@ -27,6 +27,7 @@ import dev.threadline.sdk.Client
 import dev.threadline.sdk.Decision
 import dev.threadline.sdk.DeterministicSource
 import dev.threadline.sdk.Notice
+import dev.threadline.sdk.RulesFetch
 import dev.threadline.sdk.ThreadlineException
 import dev.threadline.sdk.Upload
 import dev.threadline.sdk.UploadPoll
@@ -191,6 +192,8 @@ class Run(
     private val symbols = mutableMapOf<String, String>()
     /** Decisions bound by `decide`'s `as` (`hero.0`), handed back unchanged to displayed/clicked. */
     private val decisions = mutableMapOf<String, Decision>()
+    /** A follow-up rules request (the `.sig`) that rulesFetched returned, for the next `rulesFetch` step. */
+    private var rulesFollowUp: RulesFetch? = null
 
     init {
         client = newClient()
@@ -497,6 +500,55 @@ class Run(
                     gotError = kindOf(e)
                 }
             }
+            "rulesFetch" -> {
+                val want = o.take("expect") ?: fail("rulesFetch: \"expect\" is required")
+                val reply = o.take("reply")
+                val fetch = rulesFollowUp ?: client.nextRulesFetch()
+                rulesFollowUp = null
+                if (fetch == null) {
+                    log("rulesFetch none")
+                    if (!want.isJsonNull) fail("rulesFetch: expected $want, no request was due")
+                    if (reply != null) fail("rulesFetch: \"reply\" given but no request was due")
+                } else {
+                    log("rulesFetch ${fetch.url} ${fetch.etag ?: "-"} ${if (fetch.signature) "signature" else "artifact"}")
+                    if (want.isJsonNull) fail("rulesFetch: expected none, got a request for ${fetch.url}")
+                    val w = Obj(want, "rulesFetch expect")
+                    val fields = JsonObject()
+                    fields.add("etag", w.take("etag") ?: JsonNull.INSTANCE)
+                    fields.addProperty("signature", w.optBool("signature") ?: false)
+                    w.take("url")?.let { fields.add("url", it) }
+                    w.done()
+                    val doc = JsonObject().also {
+                        it.addProperty("url", fetch.url)
+                        fetch.etag?.let { e -> it.addProperty("etag", e) }
+                        it.addProperty("signature", fetch.signature)
+                    }
+                    matchFields("rulesFetch", doc, fields)
+                    val r = Obj(reply ?: fail("rulesFetch: \"reply\" is required"), "rulesFetch reply")
+                    val network = r.optBool("network") ?: false
+                    val status = r.optU64("status")
+                    val etag = r.optStr("etag")
+                    val body = when (val a = r.take("artifact")) {
+                        null -> null
+                        is JsonPrimitive -> if (a.isString) a.asString else fail("rulesFetch: \"artifact\" must be an object or a string")
+                        is JsonObject -> a.toString()
+                        else -> fail("rulesFetch: \"artifact\" must be an object or a string")
+                    }
+                    val jitter = r.optU64("jitter") ?: 0uL
+                    if (jitter > UInt.MAX_VALUE.toULong()) fail("rulesFetch: jitter must fit in 32 bits")
+                    r.done()
+                    if (network == (status != null)) fail("rulesFetch: a reply is a status or a network error")
+                    if (status != null && status > 65535u) fail("rulesFetch: bad status")
+                    source.setJitter(jitter.toUInt())
+                    try {
+                        rulesFollowUp = client.rulesFetched(fetch.id, status?.toUShort(), etag, body?.toByteArray(Charsets.UTF_8))
+                    } catch (e: ScenarioFailure) {
+                        throw e
+                    } catch (e: Exception) {
+                        gotError = kindOf(e)
+                    }
+                }
+            }
             "flush" -> client.flush()
             "networkAvailable" -> client.networkAvailable()
             "advance" -> {
@@ -535,6 +587,7 @@ class Run(
             }
             "restart" -> {
                 held.clear()
+                rulesFollowUp = null
                 val deviceStored = File(dir, "device.tl").exists()
                 val beforeDestroy = dirState(dir)
                 // The process ends without warning: no call on the old client.
