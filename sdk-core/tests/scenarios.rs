@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sdk_core::{
-    Client, Config, ConsentError, EventError, Millis, NextUpload, Notice, Outcome, Persist, Store, Transport,
+    Client, Config, ConsentError, DecideRequest, EventError, Millis, NextUpload, Notice, Outcome, Persist,
+    RulesFetch, RulesResponse, Store, Transport,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -93,6 +94,8 @@ struct Stored {
     device: Option<Vec<u8>>,
     identity: Option<Vec<u8>>,
     queue: Option<Vec<u8>>,
+    profile: Option<Vec<u8>>,
+    rules: Option<Vec<u8>>,
 }
 
 struct UploadRec {
@@ -114,6 +117,12 @@ struct Run {
     store_ops: Vec<String>,
     held: BTreeMap<String, u64>,
     symbols: BTreeMap<String, String>,
+    /// Decisions bound by `decide`'s `as`, by symbol (`hero.0`), as the
+    /// JSON `decide` returned, for `displayed` / `clicked`.
+    decisions: BTreeMap<String, String>,
+    /// A follow-up rules request `rules_fetched` returned (the `.sig`),
+    /// which the next `rulesFetch` step performs.
+    rules_follow_up: Option<RulesFetch>,
     /// The transcript every runner writes (README, "Transcripts"), and the
     /// index of the step running (-1 before the first).
     transcript: Vec<String>,
@@ -208,10 +217,15 @@ impl Run {
             self.store_op("wipe".into());
         }
         let mut ops = vec![];
-        for (name, slot, op) in [
-            ("queue", &mut self.store.queue, p.queue),
-            ("identity", &mut self.store.identity, p.identity),
-            ("device", &mut self.store.device, p.device),
+        // README "Simulated store": the decision slots log a removal only
+        // when they held something (the core removes them with every wipe
+        // and reset, used or not).
+        for (name, slot, op, quiet) in [
+            ("queue", &mut self.store.queue, p.queue, false),
+            ("identity", &mut self.store.identity, p.identity, false),
+            ("profile", &mut self.store.profile, p.profile, true),
+            ("rules", &mut self.store.rules, p.rules, true),
+            ("device", &mut self.store.device, p.device, false),
         ] {
             match op {
                 Some(Store::Write(b)) => {
@@ -219,8 +233,10 @@ impl Run {
                     ops.push(format!("write:{name}"));
                 }
                 Some(Store::Remove) => {
-                    *slot = None;
-                    ops.push(format!("remove:{name}"));
+                    let held = slot.take().is_some();
+                    if held || !quiet {
+                        ops.push(format!("remove:{name}"));
+                    }
                 }
                 None => {}
             }
@@ -342,6 +358,193 @@ impl Run {
                 let random = self.rand();
                 self.client.set_gpc(on, self.now, random);
             }
+            "loadRules" => {
+                let artifact = match o.take("artifact") {
+                    Some(Value::String(s)) => s,
+                    Some(v @ Value::Object(_)) => v.to_string(),
+                    _ => return Err("loadRules: \"artifact\" must be an object or a string".into()),
+                };
+                let signature = o.opt_str("signature")?;
+                let replace = o.opt_bool("replace")?.unwrap_or(true);
+                let in_use = o.opt_bool("inUse")?;
+                match self.client.load_rules(&artifact, signature.as_deref(), replace, self.now) {
+                    Ok(used) => {
+                        if let Some(want) = in_use {
+                            if want != used {
+                                return Err(format!("loadRules: expected inUse {want}, got {used}"));
+                            }
+                        }
+                    }
+                    Err(e) => got_error = Some(e.kind().to_owned()),
+                }
+            }
+            "decide" => {
+                let placement = o.req_str("placement")?;
+                let max = o.opt_u64("max")?.unwrap_or(1) as usize;
+                let context = o.opt_str("context")?;
+                let utc = match o.take("utcOffsetMinutes") {
+                    None => 0,
+                    Some(v) => v
+                        .as_i64()
+                        .and_then(|n| i32::try_from(n).ok())
+                        .ok_or("decide: \"utcOffsetMinutes\" must be a whole number")?,
+                };
+                let name = o.opt_str("as")?;
+                let want = o.take("expect");
+                let random = self.rand();
+                let req = DecideRequest { max, context: context.as_deref(), utc_offset_minutes: utc };
+                match self.client.decide(&placement, &req, self.now, random) {
+                    Ok(ds) => {
+                        let docs: Vec<Value> = ds.iter().map(|d| serde_json::to_value(d).unwrap()).collect();
+                        for d in &docs {
+                            self.transcript.push(format!("{} {}", self.step, decision_line(d)));
+                        }
+                        if let Some(n) = &name {
+                            for (i, d) in ds.iter().enumerate() {
+                                let sym = format!("{n}.{i}");
+                                self.bind(Some(sym.clone()), d.decision_id.clone())?;
+                                self.decisions.insert(sym, serde_json::to_string(d).unwrap());
+                            }
+                        }
+                        let Some(Value::Array(want)) = want else {
+                            return Err("decide: \"expect\" must be a list".into());
+                        };
+                        if want.len() != docs.len() {
+                            let got: Vec<_> = docs.iter().map(|d| d["offerId"].clone()).collect();
+                            return Err(format!("decide: expected {} decision(s), got {got:?}", want.len()));
+                        }
+                        for (i, (w, d)) in want.into_iter().zip(&docs).enumerate() {
+                            let what = format!("decision {i}");
+                            let mut w = Obj::new(w, &what)?;
+                            let mut fields = Map::new();
+                            fields.insert("offerId".into(), Value::String(w.req_str("offerId")?));
+                            let is_default = w
+                                .opt_bool("isDefault")?
+                                .ok_or(format!("{what}: \"isDefault\" is required"))?;
+                            fields.insert("isDefault".into(), Value::Bool(is_default));
+                            for k in ["experimentId", "variantId"] {
+                                fields.insert(k.into(), w.take(k).unwrap_or(Value::Null));
+                            }
+                            if let Some(m) = w.take("decisionId") {
+                                fields.insert("decisionId".into(), m);
+                            }
+                            w.done()?;
+                            self.match_fields(&what, d, Value::Object(fields))?;
+                        }
+                    }
+                    Err(e) => {
+                        if want.is_some() {
+                            return Err(format!("decide: refused ({}) but \"expect\" given", e.kind()));
+                        }
+                        got_error = Some(e.kind().to_owned());
+                    }
+                }
+            }
+            "displayed" | "clicked" => {
+                let sym = o.req_str("decision")?;
+                let want = o.req_str("expect")?;
+                let name = o.opt_str("as")?;
+                if !matches!(want.as_str(), "recorded" | "duplicate") {
+                    return Err(format!("{op}: \"expect\" is \"recorded\" or \"duplicate\""));
+                }
+                let d = self
+                    .decisions
+                    .get(&sym)
+                    .cloned()
+                    .ok_or_else(|| format!("{op}: unknown decision \"{sym}\""))?;
+                let random = self.rand();
+                let r = if op == "displayed" {
+                    self.client.displayed(&d, self.now, random)
+                } else {
+                    self.client.clicked(&d, self.now, random)
+                };
+                match r {
+                    Ok(id) => {
+                        let got = if id.is_some() { "recorded" } else { "duplicate" };
+                        self.transcript.push(format!(
+                            "{} {op} {}",
+                            self.step,
+                            id.as_deref().unwrap_or("duplicate")
+                        ));
+                        if got != want {
+                            return Err(format!("{op}: expected {want}, got {got}"));
+                        }
+                        if let Some(id) = id {
+                            self.bind(name, id)?;
+                        }
+                    }
+                    Err(e) => got_error = Some(event_error_kind(&e)),
+                }
+            }
+            "rulesFetch" => {
+                let want = o.take("expect").ok_or("rulesFetch: \"expect\" is required")?;
+                let reply = o.take("reply");
+                let fetch = match self.rules_follow_up.take() {
+                    Some(f) => Some(f),
+                    None => self.client.next_rules_fetch(self.now),
+                };
+                let Some(fetch) = fetch else {
+                    self.transcript.push(format!("{} rulesFetch none", self.step));
+                    if want != Value::Null {
+                        return Err(format!("rulesFetch: expected {want}, no request was due"));
+                    }
+                    if reply.is_some() {
+                        return Err("rulesFetch: \"reply\" given but no request was due".into());
+                    }
+                    return self.finish_step(o, &op, expect_error, None);
+                };
+                let kind = if fetch.signature { "signature" } else { "artifact" };
+                self.transcript.push(format!(
+                    "{} rulesFetch {} {} {kind}",
+                    self.step,
+                    fetch.url,
+                    fetch.etag.as_deref().unwrap_or("-")
+                ));
+                if want == Value::Null {
+                    return Err(format!("rulesFetch: expected none, got a request for {}", fetch.url));
+                }
+                let mut w = Obj::new(want, "rulesFetch expect")?;
+                let doc =
+                    serde_json::json!({"url": fetch.url, "etag": fetch.etag, "signature": fetch.signature});
+                let mut fields = Map::new();
+                if let Some(u) = w.take("url") {
+                    fields.insert("url".into(), u);
+                }
+                fields.insert("etag".into(), w.take("etag").unwrap_or(Value::Null));
+                fields.insert("signature".into(), Value::Bool(w.opt_bool("signature")?.unwrap_or(false)));
+                w.done()?;
+                self.match_fields("rulesFetch", &doc, Value::Object(fields))?;
+                let mut r = Obj::new(reply.ok_or("rulesFetch: \"reply\" is required")?, "rulesFetch reply")?;
+                let network = r.opt_bool("network")?.unwrap_or(false);
+                let status = r.opt_u64("status")?;
+                let etag = r.opt_str("etag")?;
+                let body = match r.take("artifact") {
+                    None => None,
+                    Some(Value::String(s)) => Some(s),
+                    Some(v @ Value::Object(_)) => Some(v.to_string()),
+                    Some(_) => return Err("rulesFetch: \"artifact\" must be an object or a string".into()),
+                };
+                let jitter =
+                    u32::try_from(r.opt_u64("jitter")?.unwrap_or(0)).map_err(|_| "jitter: 32 bits")?;
+                r.done()?;
+                let status = match (network, status) {
+                    (true, None) => None,
+                    (false, Some(s)) => Some(u16::try_from(s).map_err(|_| "bad status")?),
+                    _ => return Err("rulesFetch: a reply is a status or a network error".into()),
+                };
+                // The mobile API's mapping (`Client::rules_fetched`), which the README adopts.
+                let response = match (status, body.as_deref()) {
+                    (Some(304), _) => RulesResponse::NotModified,
+                    (Some(200), Some(b)) => {
+                        RulesResponse::Body { bytes: b.as_bytes(), etag: etag.as_deref() }
+                    }
+                    (status, _) => RulesResponse::Failed { status },
+                };
+                match self.client.rules_fetched(fetch.id, response, self.now, jitter) {
+                    Ok(next) => self.rules_follow_up = next,
+                    Err(e) => got_error = Some(e.kind().to_owned()),
+                }
+            }
             "flush" => self.client.flush(),
             "networkAvailable" => self.client.network_available(),
             "advance" => {
@@ -412,6 +615,7 @@ impl Run {
             }
             "restart" => {
                 self.held.clear();
+                self.rules_follow_up = None;
                 let random = self.rand();
                 self.client = Run::new_client(&self.config, self.now, random)?;
                 if let Some(d) = self.store.device.clone() {
@@ -430,6 +634,16 @@ impl Run {
                         .restore(&q, self.now)
                         .map_err(|e| format!("restart: stored queue refused: {e}"))?;
                 }
+                if let Some(p) = self.store.profile.clone() {
+                    self.client
+                        .restore_profile(&p)
+                        .map_err(|e| format!("restart: stored profile refused: {e}"))?;
+                }
+                if let Some(r) = self.store.rules.clone() {
+                    self.client
+                        .restore_rules(&r, self.now)
+                        .map_err(|e| format!("restart: stored rules refused: {e}"))?;
+                }
             }
             "expect" => {
                 outcome = self.expect(&mut o);
@@ -440,6 +654,18 @@ impl Run {
             other => return Err(format!("unknown step op \"{other}\"")),
         }
         outcome?;
+        self.finish_step(o, &op, expect_error, got_error)
+    }
+
+    /// The end of every step: no key left, the storage and notice work, the
+    /// expected error.
+    fn finish_step(
+        &mut self,
+        o: Obj,
+        op: &str,
+        expect_error: Option<String>,
+        got_error: Option<String>,
+    ) -> R<()> {
         o.done()?;
         if op != "hide" {
             self.settle(false);
@@ -665,6 +891,8 @@ impl Run {
                 ("device", self.store.device.is_some()),
                 ("identity", self.store.identity.is_some()),
                 ("queue", self.store.queue.is_some()),
+                ("profile", self.store.profile.is_some()),
+                ("rules", self.store.rules.is_some()),
             ] {
                 if let Some(b) = w.opt_bool(slot)? {
                     if b != has {
@@ -708,6 +936,14 @@ fn label(e: &Value) -> &str {
     e.get("event").or_else(|| e.get("name")).or_else(|| e.get("type")).and_then(Value::as_str).unwrap_or("?")
 }
 
+/// README "Transcripts": `decision <offerId> <experimentId> <variantId>
+/// <default|offer> <decisionId>`, `-` for an absent id.
+fn decision_line(d: &Value) -> String {
+    let s = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
+    let kind = if d["isDefault"] == Value::Bool(true) { "default" } else { "offer" };
+    format!("decision {} {} {} {kind} {}", s("offerId"), s("experimentId"), s("variantId"), s("decisionId"))
+}
+
 /// T0 of the core's unit tests: 2026-11-24T09:30:00Z.
 const DEFAULT_START: Millis = 1_795_512_600_000;
 
@@ -747,6 +983,8 @@ fn run_file(path: &Path) -> R<()> {
         store_ops: vec![],
         held: BTreeMap::new(),
         symbols: BTreeMap::new(),
+        decisions: BTreeMap::new(),
+        rules_follow_up: None,
         transcript: vec![],
         step: -1,
     };

@@ -17,8 +17,9 @@ use std::fmt;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use sdk_core::{
-    Client, Config, ConfigError, ConsentError, DeliveryError, EventError, Millis, NextUpload, Notice,
-    Outcome, SnapshotError, Store, Transport, Upload,
+    Client, Config, ConfigError, ConsentError, DecideError, DecideRequest, DeliveryError, EventError, Millis,
+    NextUpload, Notice, Outcome, ProfileError, RulesError, RulesFetch, RulesResponse, SnapshotError, Store,
+    Transport, Upload,
 };
 use wasm_bindgen::prelude::*;
 
@@ -35,6 +36,9 @@ enum HarnessError {
     Consent(ConsentError),
     Snapshot(SnapshotError),
     Delivery(DeliveryError),
+    Decide(DecideError),
+    Rules(RulesError),
+    Profile(ProfileError),
     /// A time from JS that is not a whole, non-negative, exactly held number.
     BadTime(f64),
     /// An upload id from JS that cannot be one the core handed out.
@@ -58,6 +62,9 @@ impl fmt::Display for HarnessError {
             HarnessError::Consent(e) => write!(f, "{e}"),
             HarnessError::Snapshot(e) => write!(f, "{e}"),
             HarnessError::Delivery(e) => write!(f, "{e}"),
+            HarnessError::Decide(e) => write!(f, "{e}"),
+            HarnessError::Rules(e) => write!(f, "{e}"),
+            HarnessError::Profile(e) => write!(f, "{e}"),
             HarnessError::BadTime(t) => write!(f, "time {t} is not a whole number of ms in 0..=2^53-1"),
             HarnessError::BadUploadId(id) => write!(f, "{id} is not an upload id"),
             HarnessError::Unrepresentable(v) => write!(f, "{v} does not fit in a JS number exactly"),
@@ -76,6 +83,9 @@ impl HarnessError {
             // The cross-platform kinds are defined once, in the core.
             HarnessError::Event(e) => e.kind(),
             HarnessError::Consent(e) => e.kind(),
+            HarnessError::Decide(e) => e.kind(),
+            HarnessError::Rules(e) => e.kind(),
+            HarnessError::Profile(_) => "profile.refused",
             HarnessError::Config(_) => "config.invalid",
             HarnessError::Snapshot(_) => "snapshot.refused",
             HarnessError::Delivery(_) => "delivery.unknownUpload",
@@ -157,6 +167,16 @@ fn store_object(s: Option<Store>) -> R<JsValue> {
         }
         Store::Remove => set(&obj, "op", &JsValue::from_str("remove"))?,
     }
+    Ok(obj.into())
+}
+
+fn fetch_object(f: Option<RulesFetch>) -> R<JsValue> {
+    let Some(f) = f else { return Ok(JsValue::NULL) };
+    let obj = Object::new();
+    set(&obj, "id", &JsValue::from_f64(number(f.id)?))?;
+    set(&obj, "url", &JsValue::from_str(&f.url))?;
+    set(&obj, "etag", &f.etag.as_deref().map_or(JsValue::NULL, JsValue::from_str))?;
+    set(&obj, "signature", &JsValue::from_bool(f.signature))?;
     Ok(obj.into())
 }
 
@@ -329,7 +349,97 @@ impl ScenarioCore {
         Ok(())
     }
 
-    /// `{wipe, queue, identity, device}`, each slot as [`store_object`].
+    /// The decisions as JSON (`Decision` serialised: camelCase, with
+    /// `content`). `utc_offset_minutes` comes from the scenario, never from
+    /// the JS clock, so every platform decides at the same local time.
+    pub fn decide(
+        &mut self,
+        placement: &str,
+        max: u32,
+        context: Option<String>,
+        utc_offset_minutes: i32,
+        now: f64,
+        random: &[u8],
+    ) -> Result<String, JsValue> {
+        let (now, random) = (millis(now)?, random16(random)?);
+        let max = usize::try_from(max).map_err(|_| HarnessError::Unrepresentable(max.into()))?;
+        let request = DecideRequest { max, context: context.as_deref(), utc_offset_minutes };
+        let d = self.client.decide(placement, &request, now, random).map_err(HarnessError::Decide)?;
+        Ok(json(&d)?)
+    }
+
+    /// The messageId of `Offer Displayed`, or `undefined` for a repeat.
+    pub fn displayed(&mut self, decision: &str, now: f64, random: &[u8]) -> Result<Option<String>, JsValue> {
+        let (now, random) = (millis(now)?, random16(random)?);
+        Ok(self.client.displayed(decision, now, random).map_err(HarnessError::Event)?)
+    }
+
+    /// The messageId of `Offer Clicked`, or `undefined` for a repeat.
+    pub fn clicked(&mut self, decision: &str, now: f64, random: &[u8]) -> Result<Option<String>, JsValue> {
+        let (now, random) = (millis(now)?, random16(random)?);
+        Ok(self.client.clicked(decision, now, random).map_err(HarnessError::Event)?)
+    }
+
+    /// Returns whether the artifact is in use now.
+    pub fn load_rules(
+        &mut self,
+        artifact: &str,
+        signature: Option<String>,
+        replace: bool,
+        now: f64,
+    ) -> Result<bool, JsValue> {
+        let now = millis(now)?;
+        Ok(self
+            .client
+            .load_rules(artifact, signature.as_deref(), replace, now)
+            .map_err(HarnessError::Rules)?)
+    }
+
+    /// `null`, or `{id, url, etag, signature}` (`etag` `null` when none).
+    pub fn next_rules_fetch(&mut self, now: f64) -> Result<JsValue, JsValue> {
+        let f = self.client.next_rules_fetch(millis(now)?);
+        Ok(fetch_object(f)?)
+    }
+
+    /// `response` is `"notModified"`, `"body"` (with `body` and `etag`) or
+    /// `"failed"` (with `status`, none for a network error); `random` the
+    /// 32-bit random of the retry. Returns a follow-up request as
+    /// [`ScenarioCore::next_rules_fetch`] does.
+    // The core call's arguments with `RulesResponse` spelled out flat: wasm-bindgen
+    // takes no Rust enums with data.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rules_fetched(
+        &mut self,
+        id: f64,
+        response: &str,
+        status: Option<u16>,
+        etag: Option<String>,
+        body: Option<Vec<u8>>,
+        now: f64,
+        random: u32,
+    ) -> Result<JsValue, JsValue> {
+        let id = whole(id).ok_or(HarnessError::BadUploadId(id))?;
+        let response = match (response, body.as_deref()) {
+            ("notModified", None) => RulesResponse::NotModified,
+            ("body", Some(bytes)) => RulesResponse::Body { bytes, etag: etag.as_deref() },
+            ("failed", None) => RulesResponse::Failed { status },
+            (other, _) => return Err(HarnessError::BadOutcome(other.to_owned()).into()),
+        };
+        let f = self.client.rules_fetched(id, response, millis(now)?, random).map_err(HarnessError::Rules)?;
+        Ok(fetch_object(f)?)
+    }
+
+    pub fn restore_profile(&mut self, bytes: &[u8]) -> Result<(), JsValue> {
+        self.client.restore_profile(bytes).map_err(HarnessError::Profile)?;
+        Ok(())
+    }
+
+    pub fn restore_rules(&mut self, bytes: &[u8], now: f64) -> Result<(), JsValue> {
+        self.client.restore_rules(bytes, millis(now)?).map_err(HarnessError::Rules)?;
+        Ok(())
+    }
+
+    /// `{wipe, queue, identity, device, profile, rules}`, each slot as [`store_object`].
     pub fn take_persist(&mut self, now: f64, force: bool) -> Result<JsValue, JsValue> {
         let p = self.client.take_persist(millis(now)?, force);
         let obj = Object::new();
@@ -337,11 +447,13 @@ impl ScenarioCore {
         set(&obj, "queue", &store_object(p.queue)?)?;
         set(&obj, "identity", &store_object(p.identity)?)?;
         set(&obj, "device", &store_object(p.device)?)?;
+        set(&obj, "profile", &store_object(p.profile)?)?;
+        set(&obj, "rules", &store_object(p.rules)?)?;
         Ok(obj.into())
     }
 
     /// The notices since the last call, oldest first, by name:
-    /// `"sessionStarted"` or `"consentChanged"`.
+    /// `"sessionStarted"`, `"consentChanged"`, `"rulesLoaded"` or `"rulesRejected"`.
     pub fn take_notices(&mut self) -> Array {
         self.client
             .take_notices()

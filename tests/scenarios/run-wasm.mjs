@@ -51,8 +51,15 @@ const ERROR_KINDS = new Set([
   "identity.notAnObject", "identity.badNamespace", "identity.badValue", "identity.badEmail",
   "identity.badPhone", "identity.phoneNeedsCountryCode",
   "consent.invalid", "consent.tcf",
+  "decide.notReady", "decide.unknownPlacement", "decide.invalidContext",
+  "rules.publicKey", "rules.url", "rules.signature", "rules.artifact", "rules.cache", "rules.unknownFetch",
 ]);
-const NOTICES = new Set(["sessionStarted", "consentChanged"]);
+const NOTICES = new Set(["sessionStarted", "consentChanged", "rulesLoaded", "rulesRejected"]);
+/** The store's slots, in the order a `take_persist` is applied. */
+const SLOTS = ["queue", "identity", "profile", "rules", "device"];
+/** Slots whose removal is logged only when they held something. */
+const QUIET_REMOVE = new Set(["profile", "rules"]);
+const emptyStore = () => ({ device: null, identity: null, queue: null, profile: null, rules: null });
 
 /** A scenario failure: the message says what differed. */
 class Failure extends Error {}
@@ -229,9 +236,10 @@ class Run {
 
     this.draws = 0;
     this.now = this.start;
-    this.store = { device: null, identity: null, queue: null };
+    this.store = emptyStore();
     this.held = new Map();
     this.symbols = new Map();
+    this.decisions = new Map();
     this.clearLogs();
     this.core = this.newCore();
     this.settle(false);
@@ -275,11 +283,11 @@ class Run {
     const p = this.harness("take_persist", () => this.core.take_persist(this.now, force));
     if (p.wipe) {
       this.wiped = true;
-      this.store = { device: null, identity: null, queue: null };
+      this.store = emptyStore();
       this.storeOps.push("wipe");
       this.log("store wipe");
     }
-    for (const slot of ["queue", "identity", "device"]) {
+    for (const slot of SLOTS) {
       const op = p[slot];
       if (op === null || op === undefined) continue;
       let entry;
@@ -287,7 +295,9 @@ class Run {
         this.store[slot] = op.bytes;
         entry = `write:${slot}`;
       } else if (op.op === "remove") {
+        const held = this.store[slot] !== null;
         this.store[slot] = null;
+        if (!held && QUIET_REMOVE.has(slot)) continue;
         entry = `remove:${slot}`;
       } else {
         fail(`take_persist: unknown ${slot} operation ${show(op)}`);
@@ -423,6 +433,19 @@ class Run {
           return this.drawingCall(undefined, (r) => c.set_gpc(on, now, r));
         });
         break;
+      case "loadRules":
+        gotError = this.loadRules(o, (e) => (expectError = e));
+        break;
+      case "decide":
+        gotError = this.decide(o, (e) => (expectError = e));
+        break;
+      case "displayed":
+      case "clicked":
+        gotError = this.feedback(op, o, (e) => (expectError = e));
+        break;
+      case "rulesFetch":
+        gotError = this.rulesFetch(o, (e) => (expectError = e));
+        break;
       case "flush":
         c.flush();
         break;
@@ -465,6 +488,165 @@ class Run {
       if (expectError === undefined) fail(`unexpected error "${gotError}"`);
       fail(`expected error "${expectError}", got ${gotError === undefined ? "success" : `"${gotError}"`}`);
     }
+  }
+
+  /** Reads the step's `error` (a known kind) through `set`. */
+  errorKey(o, set) {
+    const e = o.str("error");
+    if (e !== undefined && !ERROR_KINDS.has(e)) fail(`${o.what}: unknown error kind "${e}"`);
+    set(e);
+  }
+
+  /** Runs a core call that may be refused with a README kind: [value] or [undefined, kind]. */
+  refusable(f) {
+    try {
+      return [f()];
+    } catch (e) {
+      if (e instanceof Failure) throw e;
+      if (ERROR_KINDS.has(e?.kind)) return [undefined, e.kind];
+      fail(`harness error: ${e?.kind ?? "no kind"}: ${e?.message ?? e}`);
+    }
+  }
+
+  loadRules(o, setError) {
+    this.errorKey(o, setError);
+    const artifact = o.req("artifact");
+    let text;
+    if (typeof artifact === "string") text = artifact;
+    else if (isObject(artifact)) text = JSON.stringify(artifact);
+    else fail(`loadRules: "artifact" must be an object or a string, got ${show(artifact)}`);
+    const signature = o.str("signature") ?? null;
+    const replace = o.bool("replace") ?? true;
+    const inUse = o.bool("inUse");
+    const [used, kind] = this.refusable(() => this.core.load_rules(text, signature, replace, this.now));
+    if (kind === undefined && inUse !== undefined && used !== inUse) {
+      fail(`loadRules: expected inUse ${inUse}, got ${used}`);
+    }
+    return kind;
+  }
+
+  decide(o, setError) {
+    this.errorKey(o, setError);
+    const placement = o.str("placement", true);
+    const max = o.count("max") ?? 1;
+    const context = o.str("context") ?? null;
+    let utc = 0;
+    if (o.has("utcOffsetMinutes")) {
+      utc = o.take("utcOffsetMinutes");
+      if (!Number.isSafeInteger(utc)) fail(`decide: "utcOffsetMinutes" must be a whole number, got ${show(utc)}`);
+    }
+    const as = o.str("as");
+    const want = o.has("expect") ? o.take("expect") : undefined;
+    const random = this.draw();
+    const [text, kind] = this.refusable(() => this.core.decide(placement, max, context, utc, this.now, random));
+    if (kind !== undefined) {
+      if (want !== undefined) fail(`decide: refused (${kind}) but "expect" given`);
+      return kind;
+    }
+    const docs = JSON.parse(text);
+    for (const d of docs) {
+      const id = (k) => (typeof d[k] === "string" ? d[k] : "-");
+      this.log(`decision ${id("offerId")} ${id("experimentId")} ${id("variantId")} ${d.isDefault ? "default" : "offer"} ${id("decisionId")}`);
+    }
+    if (as !== undefined) {
+      docs.forEach((d, i) => {
+        this.bind(`${as}.${i}`, d.decisionId);
+        this.decisions.set(`${as}.${i}`, JSON.stringify(d));
+      });
+    }
+    if (!Array.isArray(want)) fail(`decide: "expect" must be a list, got ${show(want)}`);
+    if (want.length !== docs.length) {
+      fail(`decide: expected ${want.length} decision(s), got ${show(docs.map((d) => d.offerId))}`);
+    }
+    want.forEach((w0, i) => {
+      const what = `decision ${i}`;
+      const w = new Keys(w0, what);
+      const fields = { offerId: w.str("offerId", true), isDefault: w.bool("isDefault", true) };
+      fields.experimentId = w.has("experimentId") ? w.take("experimentId") : null;
+      fields.variantId = w.has("variantId") ? w.take("variantId") : null;
+      if (w.has("decisionId")) fields.decisionId = w.take("decisionId");
+      w.done();
+      // In key order, as the native runner's serde map walks them.
+      const sorted = Object.fromEntries(Object.keys(fields).sort().map((k) => [k, fields[k]]));
+      this.matchFields(what, docs[i], sorted);
+    });
+    return undefined;
+  }
+
+  feedback(op, o, setError) {
+    this.errorKey(o, setError);
+    const sym = o.str("decision", true);
+    const want = o.str("expect", true);
+    const as = o.str("as");
+    if (want !== "recorded" && want !== "duplicate") fail(`${op}: "expect" is "recorded" or "duplicate"`);
+    if (!this.decisions.has(sym)) fail(`${op}: unknown decision "${sym}"`);
+    const d = this.decisions.get(sym);
+    const random = this.draw();
+    const [id, kind] = this.refusable(() =>
+      op === "displayed" ? this.core.displayed(d, this.now, random) : this.core.clicked(d, this.now, random),
+    );
+    if (kind !== undefined) return kind;
+    const recorded = typeof id === "string";
+    this.log(`${op} ${recorded ? id : "duplicate"}`);
+    if ((want === "recorded") !== recorded) fail(`${op}: expected ${want}, got ${recorded ? "recorded" : "duplicate"}`);
+    if (recorded && as !== undefined) this.bind(as, id);
+    return undefined;
+  }
+
+  /**
+   * Performs the rules request due (a follow-up first) with the scripted
+   * reply, mapped as the mobile API maps an HTTP outcome.
+   */
+  rulesFetch(o, setError) {
+    this.errorKey(o, setError);
+    if (!o.has("expect")) fail(`rulesFetch: "expect" is required`);
+    const want = o.take("expect");
+    const reply = o.has("reply") ? o.take("reply") : undefined;
+    let fetch = this.rulesFollowUp;
+    this.rulesFollowUp = null;
+    if (fetch === null || fetch === undefined) {
+      fetch = this.harness("next_rules_fetch", () => this.core.next_rules_fetch(this.now));
+    }
+    if (fetch === null || fetch === undefined) {
+      this.log("rulesFetch none");
+      if (want !== null) fail(`rulesFetch: expected ${show(want)}, no request was due`);
+      if (reply !== undefined) fail(`rulesFetch: "reply" given but no request was due`);
+      return undefined;
+    }
+    this.log(`rulesFetch ${fetch.url} ${fetch.etag ?? "-"} ${fetch.signature ? "signature" : "artifact"}`);
+    if (want === null) fail(`rulesFetch: expected none, got a request for ${fetch.url}`);
+    const w = new Keys(want, "rulesFetch expect");
+    const fields = {};
+    if (w.has("etag")) fields.etag = w.take("etag");
+    else fields.etag = null;
+    fields.signature = w.bool("signature") ?? false;
+    if (w.has("url")) fields.url = w.take("url");
+    w.done();
+    this.matchFields("rulesFetch", { url: fetch.url, etag: fetch.etag, signature: fetch.signature }, fields);
+    if (reply === undefined) fail(`rulesFetch: "reply" is required`);
+    const r = new Keys(reply, "rulesFetch reply");
+    const network = r.bool("network") ?? false;
+    const status = r.count("status");
+    const etag = r.str("etag") ?? null;
+    let body = null;
+    if (r.has("artifact")) {
+      const a = r.take("artifact");
+      if (typeof a === "string") body = a;
+      else if (isObject(a)) body = JSON.stringify(a);
+      else fail(`rulesFetch: "artifact" must be an object or a string, got ${show(a)}`);
+    }
+    const jitter = r.count("jitter") ?? 0;
+    if (jitter > 0xffffffff) fail(`rulesFetch: jitter must fit in 32 bits`);
+    r.done();
+    if (network === (status !== undefined)) fail(`rulesFetch: a reply is a status or a network error`);
+    let args;
+    if (status === 304) args = ["notModified", null, null, null];
+    else if (status === 200 && body !== null) args = ["body", null, etag, new TextEncoder().encode(body)];
+    else args = ["failed", status ?? null, null, null];
+    const [next, kind] = this.refusable(() => this.core.rules_fetched(fetch.id, ...args, this.now, jitter));
+    if (kind !== undefined) return kind;
+    this.rulesFollowUp = next;
+    return undefined;
   }
 
   pump(o) {
@@ -511,10 +693,11 @@ class Run {
 
   restart() {
     this.held.clear();
+    this.rulesFollowUp = null;
     this.core.free();
     this.core = null;
     this.core = this.newCore();
-    const { device, identity, queue } = this.store;
+    const { device, identity, queue, profile, rules } = this.store;
     if (device !== null) {
       const random = this.draw();
       this.harness("restart: the stored device record", () =>
@@ -526,6 +709,12 @@ class Run {
     }
     if (queue !== null) {
       this.harness("restart: the stored queue", () => this.core.restore(queue, this.now));
+    }
+    if (profile !== null) {
+      this.harness("restart: the stored profile", () => this.core.restore_profile(profile));
+    }
+    if (rules !== null) {
+      this.harness("restart: the stored rules", () => this.core.restore_rules(rules, this.now));
     }
   }
 
@@ -704,7 +893,7 @@ class Run {
   }
 
   expectStored(w) {
-    for (const slot of ["device", "identity", "queue"]) {
+    for (const slot of ["device", "identity", "queue", "profile", "rules"]) {
       const want = w.bool(slot);
       const has = this.store[slot] !== null;
       if (want !== undefined && want !== has) fail(`stored.${slot}: expected ${want}, got ${has}`);

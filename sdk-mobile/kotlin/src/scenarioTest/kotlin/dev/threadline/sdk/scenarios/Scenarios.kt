@@ -24,8 +24,10 @@ import com.google.gson.JsonNull
 import com.google.gson.JsonObject
 import com.google.gson.JsonPrimitive
 import dev.threadline.sdk.Client
+import dev.threadline.sdk.Decision
 import dev.threadline.sdk.DeterministicSource
 import dev.threadline.sdk.Notice
+import dev.threadline.sdk.RulesFetch
 import dev.threadline.sdk.ThreadlineException
 import dev.threadline.sdk.Upload
 import dev.threadline.sdk.UploadPoll
@@ -39,7 +41,7 @@ import kotlin.system.exitProcess
 /** The contract's default start: 2026-11-24T09:30:00Z. */
 const val DEFAULT_START: Long = 1_795_512_600_000L
 
-val SLOTS = listOf("queue", "identity", "device")
+val SLOTS = listOf("queue", "identity", "device", "profile", "rules")
 
 fun sha256Hex(bytes: ByteArray): String =
     MessageDigest.getInstance("SHA-256").digest(bytes).joinToString("") { "%02x".format(it) }
@@ -188,6 +190,10 @@ class Run(
     private val slotsStored = mutableSetOf<String>()
     private val held = mutableMapOf<String, ULong>()
     private val symbols = mutableMapOf<String, String>()
+    /** Decisions bound by `decide`'s `as` (`hero.0`), handed back unchanged to displayed/clicked. */
+    private val decisions = mutableMapOf<String, Decision>()
+    /** A follow-up rules request (the `.sig`) that rulesFetched returned, for the next `rulesFetch` step. */
+    private var rulesFollowUp: RulesFetch? = null
 
     init {
         client = newClient()
@@ -306,6 +312,8 @@ class Run(
     private fun kindOf(e: Throwable): String = when (e) {
         is ThreadlineException.InvalidEvent -> e.kind
         is ThreadlineException.InvalidConsent -> e.kind
+        is ThreadlineException.Decide -> e.kind
+        is ThreadlineException.Rules -> e.kind
         else -> fail("unexpected exception $e ${e.message}")
     }
 
@@ -395,6 +403,152 @@ class Run(
                 expectedDraws += 1
                 client.setGpc(on)
             }
+            "loadRules" -> {
+                val text = when (val a = o.take("artifact")) {
+                    is JsonPrimitive -> if (a.isString) a.asString else fail("loadRules: \"artifact\" must be an object or a string")
+                    is JsonObject -> a.toString()
+                    else -> fail("loadRules: \"artifact\" must be an object or a string")
+                }
+                val signature = o.optStr("signature")
+                val replace = o.optBool("replace") ?: true
+                val inUse = o.optBool("inUse")
+                try {
+                    val used = client.loadRules(text, signature, replace)
+                    if (inUse != null && inUse != used) fail("loadRules: expected inUse $inUse, got $used")
+                } catch (e: ScenarioFailure) {
+                    throw e
+                } catch (e: Exception) {
+                    gotError = kindOf(e)
+                }
+            }
+            "decide" -> {
+                val placement = o.reqStr("placement")
+                val max = o.optU64("max") ?: 1uL
+                if (max > UInt.MAX_VALUE.toULong()) fail("decide: \"max\" must fit in 32 bits")
+                val context = o.optStr("context")
+                val utc = o.take("utcOffsetMinutes")?.let {
+                    if (it is JsonPrimitive && it.isNumber) it.asBigDecimal.intValueExact()
+                    else fail("decide: \"utcOffsetMinutes\" must be a whole number")
+                } ?: 0
+                val name = o.optStr("as")
+                val want = o.take("expect")
+                expectedDraws += 1
+                val ds: List<Decision>? = try {
+                    val got = client.decide(placement, max.toUInt(), context, utc)
+                    // The mobile API answers "no artifact yet" with an empty list (ThreadlineError docs):
+                    // the contract's decide.notReady. A loaded artifact always yields a default.
+                    if (got.isEmpty() && !client.rulesReady()) {
+                        gotError = "decide.notReady"
+                        null
+                    } else {
+                        got
+                    }
+                } catch (e: ScenarioFailure) {
+                    throw e
+                } catch (e: Exception) {
+                    gotError = kindOf(e)
+                    null
+                }
+                if (ds == null) {
+                    if (want != null) fail("decide: refused ($gotError) but \"expect\" given")
+                } else {
+                    val docs = ds.map { decisionDoc(it) }
+                    for (d in ds) {
+                        log("decision ${d.offerId} ${d.experimentId ?: "-"} ${d.variantId ?: "-"} " +
+                            "${if (d.isDefault) "default" else "offer"} ${d.decisionId}")
+                    }
+                    if (name != null) {
+                        for ((i, d) in ds.withIndex()) {
+                            bind("$name.$i", d.decisionId)
+                            decisions["$name.$i"] = d
+                        }
+                    }
+                    if (want !is JsonArray) fail("decide: \"expect\" must be a list")
+                    if (want.size() != docs.size) {
+                        fail("decide: expected ${want.size()} decision(s), got ${ds.map { it.offerId }}")
+                    }
+                    for ((i, w0) in want.withIndex()) {
+                        val what = "decision $i"
+                        val w = Obj(w0, what)
+                        val fields = JsonObject()
+                        fields.addProperty("offerId", w.reqStr("offerId"))
+                        fields.addProperty("isDefault", w.optBool("isDefault") ?: fail("$what: \"isDefault\" is required"))
+                        fields.add("experimentId", w.take("experimentId") ?: JsonNull.INSTANCE)
+                        fields.add("variantId", w.take("variantId") ?: JsonNull.INSTANCE)
+                        w.take("decisionId")?.let { fields.add("decisionId", it) }
+                        w.done()
+                        matchFields(what, docs[i], fields)
+                    }
+                }
+            }
+            "displayed", "clicked" -> {
+                val sym = o.reqStr("decision")
+                val want = o.reqStr("expect")
+                val name = o.optStr("as")
+                if (want != "recorded" && want != "duplicate") fail("$op: \"expect\" is \"recorded\" or \"duplicate\"")
+                val d = decisions[sym] ?: fail("$op: unknown decision \"$sym\"")
+                expectedDraws += 1
+                try {
+                    val id = if (op == "displayed") client.displayed(d) else client.clicked(d)
+                    log("$op ${id ?: "duplicate"}")
+                    val got = if (id != null) "recorded" else "duplicate"
+                    if (got != want) fail("$op: expected $want, got $got")
+                    if (id != null) bind(name, id)
+                } catch (e: ScenarioFailure) {
+                    throw e
+                } catch (e: Exception) {
+                    gotError = kindOf(e)
+                }
+            }
+            "rulesFetch" -> {
+                val want = o.take("expect") ?: fail("rulesFetch: \"expect\" is required")
+                val reply = o.take("reply")
+                val fetch = rulesFollowUp ?: client.nextRulesFetch()
+                rulesFollowUp = null
+                if (fetch == null) {
+                    log("rulesFetch none")
+                    if (!want.isJsonNull) fail("rulesFetch: expected $want, no request was due")
+                    if (reply != null) fail("rulesFetch: \"reply\" given but no request was due")
+                } else {
+                    log("rulesFetch ${fetch.url} ${fetch.etag ?: "-"} ${if (fetch.signature) "signature" else "artifact"}")
+                    if (want.isJsonNull) fail("rulesFetch: expected none, got a request for ${fetch.url}")
+                    val w = Obj(want, "rulesFetch expect")
+                    val fields = JsonObject()
+                    fields.add("etag", w.take("etag") ?: JsonNull.INSTANCE)
+                    fields.addProperty("signature", w.optBool("signature") ?: false)
+                    w.take("url")?.let { fields.add("url", it) }
+                    w.done()
+                    val doc = JsonObject().also {
+                        it.addProperty("url", fetch.url)
+                        fetch.etag?.let { e -> it.addProperty("etag", e) }
+                        it.addProperty("signature", fetch.signature)
+                    }
+                    matchFields("rulesFetch", doc, fields)
+                    val r = Obj(reply ?: fail("rulesFetch: \"reply\" is required"), "rulesFetch reply")
+                    val network = r.optBool("network") ?: false
+                    val status = r.optU64("status")
+                    val etag = r.optStr("etag")
+                    val body = when (val a = r.take("artifact")) {
+                        null -> null
+                        is JsonPrimitive -> if (a.isString) a.asString else fail("rulesFetch: \"artifact\" must be an object or a string")
+                        is JsonObject -> a.toString()
+                        else -> fail("rulesFetch: \"artifact\" must be an object or a string")
+                    }
+                    val jitter = r.optU64("jitter") ?: 0uL
+                    if (jitter > UInt.MAX_VALUE.toULong()) fail("rulesFetch: jitter must fit in 32 bits")
+                    r.done()
+                    if (network == (status != null)) fail("rulesFetch: a reply is a status or a network error")
+                    if (status != null && status > 65535u) fail("rulesFetch: bad status")
+                    source.setJitter(jitter.toUInt())
+                    try {
+                        rulesFollowUp = client.rulesFetched(fetch.id, status?.toUShort(), etag, body?.toByteArray(Charsets.UTF_8))
+                    } catch (e: ScenarioFailure) {
+                        throw e
+                    } catch (e: Exception) {
+                        gotError = kindOf(e)
+                    }
+                }
+            }
             "flush" -> client.flush()
             "networkAvailable" -> client.networkAvailable()
             "advance" -> {
@@ -433,6 +587,7 @@ class Run(
             }
             "restart" -> {
                 held.clear()
+                rulesFollowUp = null
                 val deviceStored = File(dir, "device.tl").exists()
                 val beforeDestroy = dirState(dir)
                 // The process ends without warning: no call on the old client.
@@ -490,6 +645,16 @@ class Run(
                 }
             }
         }
+    }
+
+    /** A decision as the core serialises it (without `content`), for matchers. */
+    private fun decisionDoc(d: Decision): JsonObject = JsonObject().also {
+        it.addProperty("decisionId", d.decisionId)
+        it.addProperty("placement", d.placement)
+        it.addProperty("offerId", d.offerId)
+        d.experimentId?.let { e -> it.addProperty("experimentId", e) }
+        d.variantId?.let { v -> it.addProperty("variantId", v) }
+        it.addProperty("isDefault", d.isDefault)
     }
 
     private fun sym(what: String, s: String): String = symbols[s] ?: fail("$what: unknown symbol \"$s\"")

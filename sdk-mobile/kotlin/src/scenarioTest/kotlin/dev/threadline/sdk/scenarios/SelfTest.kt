@@ -21,7 +21,14 @@ private const val BASE_STEPS = """
       "every": {"context.library.name": "scenario", "anonymousId": {"${'$'}eq": "dev"}}}],
      "stats": {"delivered": 3, "queued": 0, "accepted": 3}, "identity": {"deviceId": {"${'$'}eq": "dev"}},
      "consent": {"analytics": "granted"}, "notices": []},
-    {"op": "identify", "ids": "{\"email\":\"nope\"}", "error": "identity.badEmail"}
+    {"op": "identify", "ids": "{\"email\":\"nope\"}", "error": "identity.badEmail"},
+    {"op": "loadRules", "artifact": {"version": 1, "bucketing": "murmur3_x86_32/v1",
+      "placements": [{"id": "p", "default": {"id": "p-default", "content": {}}}],
+      "offers": [{"id": "o", "placement": "p", "priority": 1, "content": {}}]}},
+    {"op": "decide", "placement": "p", "as": "d", "expect": [{"offerId": "o", "isDefault": false}]},
+    {"op": "displayed", "decision": "d.0", "expect": "recorded", "as": "shown"},
+    {"op": "displayed", "decision": "d.0", "expect": "duplicate"},
+    {"op": "expect", "notices": ["rulesLoaded"], "stored": {"rules": true}}
 """
 
 private fun scenario(steps: String = BASE_STEPS, extraTop: String = ""): String = """
@@ -76,6 +83,16 @@ private val MUTANTS: List<Triple<String, String, String>> = listOf(
     Triple("unexpected error", scenario(BASE_STEPS.replace(", \"error\": \"identity.badEmail\"", "")), "unexpected error"),
     Triple("at matcher", appended("""{"op": "expect", "identity": {"session.start": {"${'$'}at": 1}}}"""), "expected start + 1"),
     Triple("unknown held upload", appended("""{"op": "finish", "upload": "h", "reply": 200}"""), "no held upload"),
+    Triple("decision offerId", scenario(BASE_STEPS.replace("\"offerId\": \"o\"", "\"offerId\": \"p-default\"")), "decision 0 offerId"),
+    Triple("decision isDefault", scenario(BASE_STEPS.replace("\"isDefault\": false", "\"isDefault\": true")), "decision 0 isDefault"),
+    Triple("decision variantId", scenario(BASE_STEPS.replace("\"isDefault\": false", "\"isDefault\": false, \"variantId\": \"v\"")), "decision 0 variantId"),
+    Triple("decision count", scenario(BASE_STEPS.replace("[{\"offerId\": \"o\", \"isDefault\": false}]", "[]")), "expected 0 decision(s)"),
+    Triple("decision key", scenario(BASE_STEPS.replace("\"isDefault\": false", "\"isDefault\": false, \"offer\": 1")), "unknown key"),
+    Triple("feedback duplicate", scenario(BASE_STEPS.replace("\"expect\": \"duplicate\"", "\"expect\": \"recorded\"")), "expected recorded"),
+    Triple("unknown decision", appended("""{"op": "clicked", "decision": "x.0", "expect": "recorded"}"""), "unknown decision"),
+    Triple("rules error kind", appended("""{"op": "loadRules", "artifact": "{", "error": "rules.signature"}"""), "expected error"),
+    Triple("rules fetch", appended("""{"op": "rulesFetch", "expect": {"etag": null}, "reply": {"status": 304}}"""), "no request was due"),
+    Triple("stored rules", scenario(BASE_STEPS.replace("\"stored\": {\"rules\": true}", "\"stored\": {\"rules\": false}")), "stored.rules"),
 )
 
 /** Returns the number of mutants detected; throws ScenarioFailure if the base fails or a mutant passes. */
