@@ -98,9 +98,9 @@ export function dataLayerMapper(
 /**
  * Hooks the dataLayer named in `options` (creating the array if the page has
  * none yet, as GTM does): the items already in it are replayed now, later
- * pushes as they come.
+ * pushes as they come. Returns the function that unhooks it.
  */
-export function bridgeDataLayer(win: Window, options: DataLayerOptions, track: Track, warn: Warn): void {
+export function bridgeDataLayer(win: Window, options: DataLayerOptions, track: Track, warn: Warn): () => void {
   const map = dataLayerMapper(options);
   const name = options.name ?? 'dataLayer';
   if (typeof name !== 'string' || name === '') throw new TypeError('threadline: dataLayer.name must be a string');
@@ -108,7 +108,7 @@ export function bridgeDataLayer(win: Window, options: DataLayerOptions, track: T
   const layer = (w[name] = w[name] ?? []);
   if (!Array.isArray(layer)) {
     warn(`window.${name} is not an array; the dataLayer bridge is off`);
-    return;
+    return () => {};
   }
   const handle = (item: unknown): void => {
     try {
@@ -121,7 +121,7 @@ export function bridgeDataLayer(win: Window, options: DataLayerOptions, track: T
   const arr = layer as unknown[] & { [WRAPPED]?: boolean };
   if (arr[WRAPPED]) {
     warn(`window.${name} is already bridged`);
-    return;
+    return () => {};
   }
   for (const item of arr.slice()) handle(item);
   const original = arr.push;
@@ -132,9 +132,18 @@ export function bridgeDataLayer(win: Window, options: DataLayerOptions, track: T
     return result;
   };
   try {
-    Object.defineProperty(arr, WRAPPED, { value: true });
+    Object.defineProperty(arr, WRAPPED, { value: true, configurable: true });
     arr.push = wrapped as typeof arr.push;
   } catch (err) {
     warn(`window.${name}.push cannot be wrapped; the dataLayer bridge is off`, err);
   }
+  return () => {
+    try {
+      // Only if nobody (GTM) wrapped it since: then our wrapper stays, inert.
+      if (arr.push === wrapped) arr.push = original;
+      delete arr[WRAPPED];
+    } catch {
+      // leave it: the wrapper still runs the original push
+    }
+  };
 }

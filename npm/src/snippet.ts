@@ -89,12 +89,12 @@ class Runner {
   /** Entry point of every call: queue, run now if the client is there. Never throws. */
   command(cmd: Command): void {
     try {
-      const name = cmd[0];
-      if (name === 'init') {
+      // Once the core could not load, every call (a second init too) is dropped quietly.
+      if (this.state === 'failed') return;
+      if (cmd[0] === 'init') {
         this.init(cmd[1], cmd[2]);
         return;
       }
-      if (this.state === 'failed') return;
       if (this.pending.length >= MAX_PENDING) {
         warn(`more than ${MAX_PENDING} calls wait for init; later ones are dropped`);
         return;
@@ -124,6 +124,16 @@ class Runner {
         opts.wasm = scriptSrc ? new URL('sdk_wasm_bg.wasm', scriptSrc).href : undefined;
       }
     }
+    // The bridge starts with init, so what the dataLayer held before takes
+    // init's place in the queue, and later pushes theirs.
+    let unhook: (() => void) | undefined;
+    if (layer !== undefined) {
+      try {
+        unhook = bridgeDataLayer(window, layer, (name, properties) => this.command(['track', name, properties]), warn);
+      } catch (e) {
+        warn('the dataLayer bridge is off', e);
+      }
+    }
     let started: Promise<Client>;
     try {
       started = createClient(opts as ClientOptions, browser as BrowserOptions | undefined);
@@ -134,18 +144,12 @@ class Runner {
       (client) => {
         this.client = client;
         this.state = 'ready';
-        if (layer !== undefined) {
-          try {
-            bridgeDataLayer(window, layer, (name, properties) => this.command(['track', name, properties]), warn);
-          } catch (e) {
-            warn('the dataLayer bridge is off', e);
-          }
-        }
         this.drain();
       },
       (e: unknown) => {
         this.state = 'failed';
         this.pending = [];
+        if (unhook) unhook();
         warn('could not start; calls are ignored on this page', e);
       },
     );
@@ -276,6 +280,15 @@ class Runner {
   }
 }
 
+/**
+ * The commands a stub collected: the snippet's function with `q`, or an
+ * object `{ q: [...] }` (what GTM's sandboxed `createQueue` can make).
+ */
+function queueOf(stub: unknown): Command[] {
+  const q = stub !== null && (typeof stub === 'function' || typeof stub === 'object') ? (stub as Stub).q : undefined;
+  return Array.isArray(q) ? q.filter((c): c is Command => c !== null && typeof c === 'object') : [];
+}
+
 /** Installs `window.threadline` (once per page) and replays the snippet's queue. */
 function install(): void {
   if (typeof window === 'undefined') return;
@@ -286,7 +299,7 @@ function install(): void {
     // Loaded twice: the first copy owns the page. A stub defined since
     // (the snippet pasted again) hands its queue to it.
     if (existing !== loaded) {
-      const q = typeof existing === 'function' && Array.isArray(existing.q) ? existing.q : [];
+      const q = queueOf(existing);
       w.threadline = loaded;
       for (const cmd of q) loaded(...Array.from(cmd));
     }
@@ -300,7 +313,7 @@ function install(): void {
   threadline.loaded = true;
   threadline.version = VERSION;
   Object.defineProperty(w, GUARD, { value: threadline });
-  const q = typeof existing === 'function' && Array.isArray(existing.q) ? existing.q : [];
+  const q = queueOf(existing);
   w.threadline = threadline;
   for (const cmd of q) runner.command(cmd);
 }

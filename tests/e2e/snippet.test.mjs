@@ -205,7 +205,9 @@ test('the dataLayer bridge: configured events pushed before and after init becom
 test('a core that cannot load: no exception reaches the page, threadline() keeps accepting calls', { timeout: 90000 }, async (t) => {
   const { collector, context } = await setup(t);
   const before = (wasm) => `function () {
-    threadline('init', { endpoint: location.origin, writeKey: 'demo-write-key', ${wasm ? `wasm: ${JSON.stringify(wasm)},` : ''} ...${JSON.stringify(FAST)} });
+    window.dataLayer = [];
+    threadline('init', { endpoint: location.origin, writeKey: 'demo-write-key', ${wasm ? `wasm: ${JSON.stringify(wasm)},` : ''} ...${JSON.stringify(FAST)},
+      dataLayer: { events: ['purchase'] } });
     threadline('track', 'Never Sent');
     threadline('decide', 'home', { max: 1 }, function () { window.__decided = true; });
     threadline('ready', function () { window.__ready = true; });
@@ -251,6 +253,8 @@ test('a core that cannot load: no exception reaches the page, threadline() keeps
     assert.equal(await p.evaluate(() => !!(window.__decided || window.__ready)), false, `${c.name}: no callback`);
     if (c.loads) {
       assert.equal(p.warnings.filter((w) => /threadline/.test(w)).length, 1, `${c.name}: one warning: ${p.warnings}`);
+      const layer = await p.evaluate(() => ({ own: window.dataLayer.push === Array.prototype.push, n: window.dataLayer.push({ event: 'purchase' }) }));
+      assert.deepEqual(layer, { own: true, n: 1 }, `${c.name}: the dataLayer is handed back untouched`);
     }
     await p.close();
   }
@@ -287,5 +291,76 @@ test('decide through the queue: the callback gets the decision once the rules ar
   assert.equal(shown.length, 1);
   assert.equal(shown[0].properties.offerId, 'slacks-discount');
   assert.equal(shown[0].properties.decisionId, r.home[0].decisionId);
+  assert.deepEqual(page.errors, []);
+});
+
+/**
+ * GTM's sandbox APIs the template uses, acting on the real window (the
+ * semantics GTM documents: dotted paths, createQueue makes the array).
+ */
+const SANDBOX = `function (code, data) {
+  function walk(path, create) {
+    var parts = path.split('.'), o = window;
+    for (var i = 0; i < parts.length - 1; i++) {
+      if (o[parts[i]] == null) { if (!create) return [undefined]; o[parts[i]] = {}; }
+      o = o[parts[i]];
+    }
+    return [o, parts[parts.length - 1]];
+  }
+  var tokens = {};
+  var apis = {
+    copyFromWindow: function (p) { var w = walk(p); return w[0] === undefined ? undefined : w[0][w[1]]; },
+    setInWindow: function (p, v, override) { var w = walk(p, true); if (override || w[0][w[1]] === undefined) w[0][w[1]] = v; },
+    createQueue: function (p) { var w = walk(p, true); if (!Array.isArray(w[0][w[1]])) w[0][w[1]] = []; var a = w[0][w[1]]; return function (v) { a.push(v); }; },
+    callInWindow: function (p) { var w = walk(p); return w[0][w[1]].apply(w[0], Array.prototype.slice.call(arguments, 1)); },
+    injectScript: function (url, ok, fail, token) {
+      if (window.__gtmTokens && window.__gtmTokens[token]) { ok(); return; }
+      (window.__gtmTokens = window.__gtmTokens || {})[token] = true;
+      var s = document.createElement('script'); s.src = url; s.onload = ok; s.onerror = fail; document.head.appendChild(s);
+    },
+    logToConsole: function () { console.log.apply(console, arguments); },
+    Object: { keys: Object.keys },
+  };
+  data.gtmOnSuccess = function () { window.__gtmOk = (window.__gtmOk || 0) + 1; };
+  data.gtmOnFailure = function () { window.__gtmFailed = true; };
+  code(function (name) { return apis[name]; }, data);
+}`;
+
+test('the GTM custom template drives threadline.js through its queue, then directly', { timeout: 60000 }, async (t) => {
+  const { collector, context } = await setup(t);
+  const tpl = readFileSync(join(ROOT, 'docs', 'gtm', 'threadline.tpl'), 'utf8');
+  const js = tpl.split('___SANDBOXED_JS_FOR_WEB_TEMPLATE___')[1].split('___WEB_PERMISSIONS___')[0];
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  await delayScript(page, 500);
+  await page.goto(`${collector.url}/snippet/empty.html`);
+  await page.addScriptTag({ content: `window.__tag = function (data) { (${SANDBOX})(function (require, data) {\n${js}\n}, data); };` });
+  const url = `${collector.url}/npm/dist/threadline.js`;
+  await page.evaluate(({ url, fast }) => {
+    window.dataLayer = [{ event: 'purchase', ecommerce: { transaction_id: 'T9' } }];
+    window.__tag({ mode: 'init', scriptUrl: url, endpoint: location.origin, writeKey: 'demo-write-key', consentDefault: 'pending',
+      dataLayerEvents: [{ from: 'purchase', to: 'Order Completed' }], dataLayerProperties: 'ecommerce' });
+    window.__tag({ mode: 'track', eventName: 'Tag Queued', properties: [{ name: 'where', value: 'queue' }] });
+    window.__tag({ mode: 'init', scriptUrl: url, endpoint: location.origin, writeKey: 'demo-write-key' }); // a second init tag
+    window.__tag({ mode: 'consent', analytics: 'granted', personalization: '' });
+    window.__queued = window.threadline.q.length;
+  }, { url, fast: FAST });
+  await page.waitForFunction(() => window.threadline.loaded === true && window.__gtmOk === 4);
+  await page.evaluate(() => {
+    window.__tag({ mode: 'page', pageName: 'Checkout', properties: [] });
+    window.__tag({ mode: 'track', eventName: 'Tag Direct', properties: [{ name: 'where', value: 'direct' }] });
+    window.threadline('flush');
+  });
+  assert.equal(await page.evaluate(() => window.__queued), 4, 'the commands waited in threadline.q');
+  await waitForDistinct(collector, 5, 15000);
+  const events = (await allEvents(collector)).filter((e) => e.event !== 'Consent Changed');
+  assert.deepEqual(events.map((e) => [e.type, e.event ?? e.name]), [
+    ['track', 'Order Completed'], ['track', 'Tag Queued'], ['page', 'Checkout'], ['track', 'Tag Direct'],
+  ]);
+  assert.equal(events[0].properties.transaction_id, 'T9');
+  assert.equal(events[1].properties.where, 'queue');
+  assert.equal(events[3].properties.where, 'direct');
+  assert.equal(await page.evaluate(() => document.querySelectorAll('script[src$="threadline.js"]').length), 1, 'one script for all tags');
   assert.deepEqual(page.errors, []);
 });
