@@ -39,6 +39,12 @@ function currentScriptSrc(): string | undefined {
   try {
     const s = document.currentScript as HTMLScriptElement | null;
     if (s && s.src) return s.src;
+    // Run some other way (a loader that evaluates it): the page's own tag, if there is one.
+    const tags = document.querySelectorAll<HTMLScriptElement>('script[src]');
+    for (let i = tags.length - 1; i >= 0; i--) {
+      const src = tags[i].src;
+      if (/\/threadline(\.min)?\.js(\?|#|$)/.test(src)) return src;
+    }
   } catch {
     // no document: not a browser
   }
@@ -119,6 +125,7 @@ class Runner {
       delete opts.dataLayer;
       if (opts.wasm === undefined) {
         if (scriptSrc) opts.wasm = new URL('sdk_wasm_bg.wasm', scriptSrc).href;
+        else warn('cannot tell where threadline.js was loaded from; give init a wasm URL');
       } else if (typeof opts.wasm !== 'string') {
         warn('init: wasm must be a URL string; using the default');
         opts.wasm = scriptSrc ? new URL('sdk_wasm_bg.wasm', scriptSrc).href : undefined;

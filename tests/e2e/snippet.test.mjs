@@ -131,7 +131,7 @@ test('the script loaded twice (and the snippet pasted twice) makes one client', 
     threadline(function (client) { window.__clients = (window.__clients || 0) + 1; });
   }`;
   const page = await openSnippet(context, collector.url, before, { path: '/snippet/double.html' });
-  await page.waitForFunction(() => window.__loads === 2 && window.__clients === 1);
+  await page.waitForFunction(() => window.__loads === 2 && window.__clients === 1, null, { timeout: 15000 });
   const first = await page.evaluateHandle(() => window.threadline);
   await page.waitForTimeout(300); // the snippet's own async copy too
   const r = await page.evaluate(async (f) => {
@@ -263,9 +263,13 @@ test('a core that cannot load: no exception reaches the page, threadline() keeps
 
 test('decide through the queue: the callback gets the decision once the rules are in', { timeout: 60000 }, async (t) => {
   const { collector, context } = await setup(t);
+  const wasm = [];
+  context.on('request', (r) => {
+    if (r.url().includes('.wasm')) wasm.push(new URL(r.url()).pathname + new URL(r.url()).search);
+  });
   const before = `function () {
-    threadline('init', { endpoint: location.origin, writeKey: 'demo-write-key', ...${JSON.stringify(FAST)} },
-      { rules: { artifact: ${JSON.stringify(SHOP)} } });
+    threadline('init', { endpoint: location.origin, writeKey: 'demo-write-key', ...${JSON.stringify(FAST)},
+      wasm: '/npm/dist/sdk_wasm_bg.wasm?from=init' }, { rules: { artifact: ${JSON.stringify(SHOP)} } });
     threadline('track', 'Product Viewed', { productId: 'slacks-01' });
     threadline('track', 'Product Viewed', { productId: 'slacks-01' });
     threadline('decide', 'home', { max: 1 }, function (decisions) {
@@ -282,6 +286,7 @@ test('decide through the queue: the callback gets the decision once the rules ar
   await page.waitForFunction(() => window.__flushed && window.__nowhere && window.__rulesReady !== undefined);
   const r = await page.evaluate(() => ({ home: window.__home, nowhere: window.__nowhere, ready: window.__rulesReady }));
   assert.equal(r.ready, true);
+  assert.deepEqual(wasm, ['/npm/dist/sdk_wasm_bg.wasm?from=init'], "init's wasm URL is the one fetched");
   assert.equal(r.home.length, 1);
   assert.equal(r.home[0].offerId, 'slacks-discount', 'the two views before decide were counted');
   assert.equal(r.home[0].content.code, 'SLACKS10');
