@@ -84,6 +84,9 @@ test('calls made before the script arrives are replayed in order, then calls go 
   assert.deepEqual(queued, { loaded: false, queued: 11 }, 'every call was queued by the stub before the script ran');
   const after = await page.evaluate(async () => {
     const r = window.threadline('track', 'After Load', { n: 5 });
+    let sync = false;
+    window.threadline(function () { sync = true; });
+    if (!sync) throw new Error('a call after load did not run at once');
     window.threadline('init', { endpoint: 'http://elsewhere.invalid', writeKey: 'x' });
     await new Promise((resolve) => window.threadline('flush', resolve));
     return { returned: r, consentSeen: window.__consentSeen, identity: window.__client.getIdentity() };
@@ -282,8 +285,17 @@ test('decide through the queue: the callback gets the decision once the rules ar
     });
     threadline('ready', function (ok) { window.__rulesReady = ok; }, 5000);
   }`;
-  const page = await openSnippet(context, collector.url, before);
+  const page = await openSnippet(context, collector.url, before, {
+    prepare: (p) => p.addInitScript(() => {
+      const streaming = WebAssembly.instantiateStreaming;
+      WebAssembly.instantiateStreaming = function (...args) {
+        window.__streamed = (window.__streamed || 0) + 1;
+        return streaming.apply(this, args);
+      };
+    }),
+  });
   await page.waitForFunction(() => window.__flushed && window.__nowhere && window.__rulesReady !== undefined);
+  assert.equal(await page.evaluate(() => window.__streamed), 1, 'compiled while streaming');
   const r = await page.evaluate(() => ({ home: window.__home, nowhere: window.__nowhere, ready: window.__rulesReady }));
   assert.equal(r.ready, true);
   assert.deepEqual(wasm, ['/npm/dist/sdk_wasm_bg.wasm?from=init'], "init's wasm URL is the one fetched");
@@ -296,6 +308,7 @@ test('decide through the queue: the callback gets the decision once the rules ar
   assert.equal(shown.length, 1);
   assert.equal(shown[0].properties.offerId, 'slacks-discount');
   assert.equal(shown[0].properties.decisionId, r.home[0].decisionId);
+  assert.deepEqual(page.warnings.filter((w) => !/decide: .*nowhere/.test(w)), [], 'no warning (no fallback from streaming)');
   assert.deepEqual(page.errors, []);
 });
 
