@@ -15,9 +15,12 @@ import { bridgeDataLayer } from './datalayer.js';
 import type { DataLayerOptions } from './datalayer.js';
 
 /** `init`'s options: the npm package's, plus what only the script build has. */
-export interface SnippetOptions extends Omit<ClientOptions, 'wasm'> {
-  /** The `.wasm` URL. Default: `sdk_wasm_bg.wasm` beside this script. */
-  wasm?: string;
+export interface SnippetOptions extends ClientOptions {
+  /**
+   * The `.wasm` URL (or its bytes, or a compiled module). Default:
+   * `sdk_wasm_bg.wasm` beside this script.
+   */
+  wasm?: ClientOptions['wasm'];
   /** Bridge from the GTM dataLayer (see datalayer.ts). */
   dataLayer?: DataLayerOptions;
 }
@@ -126,9 +129,6 @@ class Runner {
       if (opts.wasm === undefined) {
         if (scriptSrc) opts.wasm = new URL('sdk_wasm_bg.wasm', scriptSrc).href;
         else warn('cannot tell where threadline.js was loaded from; give init a wasm URL');
-      } else if (typeof opts.wasm !== 'string') {
-        warn('init: wasm must be a URL string; using the default');
-        opts.wasm = scriptSrc ? new URL('sdk_wasm_bg.wasm', scriptSrc).href : undefined;
       }
     }
     // The bridge starts with init, so what the dataLayer held before takes

@@ -355,7 +355,7 @@ test('the GTM custom template drives threadline.js through its queue, then direc
   await page.goto(`${collector.url}/snippet/empty.html`);
   await page.addScriptTag({ content: `window.__tag = function (data) { (${SANDBOX})(function (require, data) {\n${js}\n}, data); };` });
   const url = `${collector.url}/npm/dist/threadline.js`;
-  await page.evaluate(({ url, fast }) => {
+  await page.evaluate(({ url }) => {
     window.dataLayer = [{ event: 'purchase', ecommerce: { transaction_id: 'T9' } }];
     window.__tag({ mode: 'init', scriptUrl: url, endpoint: location.origin, writeKey: 'demo-write-key', consentDefault: 'pending',
       dataLayerEvents: [{ from: 'purchase', to: 'Order Completed' }], dataLayerProperties: 'ecommerce' });
@@ -363,7 +363,7 @@ test('the GTM custom template drives threadline.js through its queue, then direc
     window.__tag({ mode: 'init', scriptUrl: url, endpoint: location.origin, writeKey: 'demo-write-key' }); // a second init tag
     window.__tag({ mode: 'consent', analytics: 'granted', personalization: '' });
     window.__queued = window.threadline.q.length;
-  }, { url, fast: FAST });
+  }, { url });
   await page.waitForFunction(() => window.threadline.loaded === true && window.__gtmOk === 4);
   await page.evaluate(() => {
     window.__tag({ mode: 'page', pageName: 'Checkout', properties: [] });
