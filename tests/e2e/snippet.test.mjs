@@ -6,10 +6,10 @@
 // callback through the queue.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { setup, waitFor, waitForDistinct, allEvents, ROOT, PAGES } from './helpers.mjs';
+import { setup as setupE2e, waitFor, waitForDistinct, allEvents, ROOT, PAGES, DIST } from './helpers.mjs';
 
 const FAST = { batch: { maxAgeMs: 200 } };
 const SHOP = readFileSync(join(ROOT, 'tests', 'artifacts', 'shop.json'), 'utf8');
@@ -47,6 +47,14 @@ async function delayScript(page, ms) {
     await new Promise((r) => setTimeout(r, ms));
     await route.continue();
   });
+}
+
+/** The e2e setup, once the tag-manager build is known to be there. */
+function setup(t) {
+  if (!existsSync(join(DIST, 'threadline.js'))) {
+    throw new Error('npm/dist/threadline.js is missing (run npm/scripts/build.sh, which ends with build-iife.sh)');
+  }
+  return setupE2e(t);
 }
 
 const tracks = (events) => events.filter((e) => e.type === 'track' && !['Consent Changed'].includes(e.event));
