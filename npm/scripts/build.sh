@@ -26,3 +26,4 @@ npx --prefix npm --no-install wasm-opt -Oz "$out/${crate}_bg.wasm" -o "$out/${cr
 rm -f "$out/${crate}_bg.wasm.d.ts"
 (cd npm && npx --no-install tsc -p tsconfig.json)
 echo "build: npm/dist ready ($(wc -c < "$out/${crate}_bg.wasm") bytes wasm, $(wc -c < "$out/${crate}.js") bytes glue, $(wc -c < "$out/index.js") bytes entry)"
+npm/scripts/build-iife.sh
