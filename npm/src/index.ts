@@ -7,10 +7,33 @@
  * page never sees an exception from inside the SDK. Batching, retries,
  * persistence and every other rule live in the core.
  *
- * Nothing here touches `window` at import time, so importing this module
- * during server-side rendering is safe; `createClient` needs a browser.
+ * Loading the core. By default the `.wasm` beside this module
+ * (`new URL('./sdk_wasm_bg.wasm', import.meta.url)`, which bundlers such as
+ * Vite and webpack emit as an asset) is fetched and compiled with streaming
+ * compilation, asynchronously, from `createClient`. `@threadline/web/inline`
+ * carries the wasm inside the JavaScript (base64) for sites that cannot serve
+ * a `.wasm` file. When the page's Content Security Policy forbids
+ * WebAssembly compilation (a `script-src` without `'wasm-unsafe-eval'`), or
+ * the browser has WebAssembly switched off, the same core translated to
+ * JavaScript by binaryen's wasm2js (`sdk_wasm_js.js`, same origin as this
+ * module, loaded with a dynamic `import()` only then) runs instead, with the
+ * same behaviour; `client.engine` tells which one runs (`'wasm'` or `'js'`).
+ * No code is ever evaluated from a string, and nothing is fetched from
+ * another host.
+ *
+ * Server-side rendering. Importing this module (or the inline entry) in Node,
+ * as Next.js, Nuxt or SvelteKit do on the server, neither throws nor touches
+ * `window`, `document`, `navigator` or storage: nothing runs at import time.
+ * `createClient` there rejects with a plain `Error` ("createClient needs a
+ * browser ...") before loading anything; create the client in code that runs
+ * in the browser only (an effect, `onMount`, a dynamic import on the client).
  */
-import init, { Threadline } from './sdk_wasm.js';
+import init, { Threadline as WasmThreadline } from './sdk_wasm.js';
+
+type Threadline = WasmThreadline;
+
+/** Which build of the core runs: WebAssembly, or its JavaScript translation (strict CSP). */
+export type Engine = 'wasm' | 'js';
 
 export const VERSION = '0.1.0';
 
@@ -309,6 +332,11 @@ export interface ClientEvents {
 }
 
 export interface Client {
+  /**
+   * `'wasm'`, or `'js'` when the page's Content Security Policy (or the
+   * browser) refused WebAssembly and the JavaScript build of the core runs.
+   */
+  readonly engine: Engine;
   /** Records an event; returns its messageId (undefined if the client is closed). */
   track(name: string, properties?: Properties): string | undefined;
   /** Records a page view of the current location. */
@@ -373,12 +401,56 @@ const WEB_KEYS = [
 ] as const;
 const EVENTS: readonly (keyof ClientEvents)[] = ['sessionStart', 'consentChange', 'rulesLoaded', 'rulesError'];
 
-let loading: Promise<unknown> | undefined;
+interface Core {
+  engine: Engine;
+  Threadline: typeof WasmThreadline;
+}
 
-function loadWasm(source: ClientOptions['wasm']): Promise<unknown> {
+let loading: Promise<Core> | undefined;
+
+/**
+ * Whether this page may compile WebAssembly: compiles the smallest valid
+ * module (8 bytes, synchronously). A CSP without `'wasm-unsafe-eval'`
+ * refuses it, so the `.wasm` is not even fetched then.
+ */
+function wasmAllowed(): boolean {
+  if (typeof WebAssembly !== 'object' || typeof WebAssembly.Module !== 'function') return false;
+  try {
+    new WebAssembly.Module(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The browser refused to compile or link the module (not a network failure). */
+function compileRefused(e: unknown): boolean {
+  if (typeof WebAssembly === 'object' && (e instanceof WebAssembly.CompileError || e instanceof WebAssembly.LinkError)) {
+    return true;
+  }
+  return e instanceof EvalError || (e instanceof Error && (e.name === 'CompileError' || e.name === 'EvalError'));
+}
+
+async function loadEngine(source: ClientOptions['wasm']): Promise<Core> {
+  if (wasmAllowed()) {
+    try {
+      await init({ module_or_path: source ?? new URL('./sdk_wasm_bg.wasm', import.meta.url) });
+      return { engine: 'wasm', Threadline: WasmThreadline };
+    } catch (e) {
+      // A refusal the probe did not see (a policy on the wasm's own
+      // response, a missing feature) is served by the JavaScript build;
+      // a network error is the caller's to see and retry.
+      if (!compileRefused(e)) throw e;
+    }
+  }
+  const js = await import('./sdk_wasm_js.js');
+  js.initJs();
+  return { engine: 'js', Threadline: js.Threadline };
+}
+
+function loadCore(source: ClientOptions['wasm']): Promise<Core> {
   if (!loading) {
-    const module_or_path = source ?? new URL('./sdk_wasm_bg.wasm', import.meta.url);
-    loading = init({ module_or_path }).catch((e: unknown) => {
+    loading = loadEngine(source).catch((e: unknown) => {
       loading = undefined; // let a later call try again
       throw e;
     });
@@ -465,9 +537,9 @@ export async function createClient(options: ClientOptions, browser?: BrowserOpti
     }
   }
 
-  await loadWasm(options.wasm);
-  const tl = await Threadline.create(JSON.stringify(core), JSON.stringify(web));
-  return new WebClient(tl);
+  const engine = await loadCore(options.wasm);
+  const tl = await engine.Threadline.create(JSON.stringify(core), JSON.stringify(web));
+  return new WebClient(tl, engine.engine);
 }
 
 type Listener = (payload: never) => void;
@@ -478,8 +550,11 @@ class WebClient implements Client {
   private contained = 0;
   private listeners: Map<string, Set<Listener>> | undefined;
 
-  constructor(tl: Threadline) {
+  private readonly core: Engine;
+
+  constructor(tl: Threadline, engine: Engine) {
     this.tl = tl;
+    this.core = engine;
     this.lastHref = location.href;
   }
 
@@ -521,6 +596,10 @@ class WebClient implements Client {
       this.lastHref = href;
       tl.refreshPage();
     }
+  }
+
+  get engine(): Engine {
+    return this.core;
   }
 
   track(name: string, properties?: Properties): string | undefined {
