@@ -49,7 +49,7 @@ if [ "$want" != "$have" ]; then
 fi
 
 # --- npm dev dependencies ----------------------------------------------------
-for dir in npm tests sdk-mobile/kotlin; do
+for dir in npm tests tests/vite-app sdk-mobile/kotlin; do
   stamp="$dir/node_modules/.threadline-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
     log "npm ci in $dir/"

@@ -58,6 +58,11 @@ node scripts/scenarios-compare.mjs native wasm kotlin
 step "npm package release build"
 npm/scripts/build.sh
 
+step "web package checks: shipped files (no eval, no third-party URLs), size budget, SSR import"
+node scripts/check-web-dist.mjs
+node scripts/check-web-size.mjs
+node --test tests/ssr/
+
 step "end-to-end tests in Chromium"
 cargo build -q -p threadline-collector
 tests/e2e/run.sh

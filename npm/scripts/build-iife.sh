@@ -14,7 +14,10 @@ done
 # import.meta.url default is never reached: define it away.
 npx --no-install esbuild dist/snippet.js --bundle --format=iife --platform=browser --target=es2020 \
   --minify --legal-comments=none --charset=utf8 --define:import.meta.url=undefined \
+  --external:./sdk_wasm_js.js \
   --log-level=warning --outfile="$out"
+# The JavaScript engine (the strict-CSP fallback, 3.9 MB raw) stays a
+# separate file, imported only when needed from the URL the entry passes.
 # No code from strings: a page's CSP without 'unsafe-eval' must run it.
 if grep -nE '\beval\(|new Function\b|\bFunction\(' "$out" >/dev/null; then
   echo "build-iife: $out contains eval or new Function" >&2

@@ -207,6 +207,12 @@ export interface ClientOptions {
    * compiled module for environments that cannot serve it.
    */
   wasm?: string | URL | BufferSource | WebAssembly.Module;
+  /**
+   * Where the JavaScript build of the core (the fallback on pages whose
+   * CSP forbids WebAssembly) is imported from. Default: `sdk_wasm_js.js`
+   * beside this module. The tag-manager script sets it beside itself.
+   */
+  jsEngine?: string | URL;
 }
 
 export type Properties = Record<string, unknown>;
@@ -431,7 +437,7 @@ function compileRefused(e: unknown): boolean {
   return e instanceof EvalError || (e instanceof Error && (e.name === 'CompileError' || e.name === 'EvalError'));
 }
 
-async function loadEngine(source: ClientOptions['wasm']): Promise<Core> {
+async function loadEngine(source: ClientOptions['wasm'], jsEngine: ClientOptions['jsEngine']): Promise<Core> {
   if (wasmAllowed()) {
     try {
       await init({ module_or_path: source ?? new URL('./sdk_wasm_bg.wasm', import.meta.url) });
@@ -443,14 +449,17 @@ async function loadEngine(source: ClientOptions['wasm']): Promise<Core> {
       if (!compileRefused(e)) throw e;
     }
   }
-  const js = await import('./sdk_wasm_js.js');
+  const js: typeof import('./sdk_wasm_js.js') =
+    jsEngine === undefined
+      ? await import('./sdk_wasm_js.js')
+      : await import(/* @vite-ignore */ /* webpackIgnore: true */ String(jsEngine));
   js.initJs();
   return { engine: 'js', Threadline: js.Threadline };
 }
 
-function loadCore(source: ClientOptions['wasm']): Promise<Core> {
+function loadCore(source: ClientOptions['wasm'], jsEngine: ClientOptions['jsEngine']): Promise<Core> {
   if (!loading) {
-    loading = loadEngine(source).catch((e: unknown) => {
+    loading = loadEngine(source, jsEngine).catch((e: unknown) => {
       loading = undefined; // let a later call try again
       throw e;
     });
@@ -537,7 +546,7 @@ export async function createClient(options: ClientOptions, browser?: BrowserOpti
     }
   }
 
-  const engine = await loadCore(options.wasm);
+  const engine = await loadCore(options.wasm, options.jsEngine);
   const tl = await engine.Threadline.create(JSON.stringify(core), JSON.stringify(web));
   return new WebClient(tl, engine.engine);
 }

@@ -126,6 +126,11 @@ class Runner {
     if (isObject(opts)) {
       layer = opts.dataLayer as DataLayerOptions | undefined;
       delete opts.dataLayer;
+      if (opts.jsEngine === undefined && scriptSrc) {
+        // A classic script's import() resolves against the page: name the
+        // JavaScript engine (strict-CSP fallback) beside this script.
+        opts.jsEngine = new URL('sdk_wasm_js.js', scriptSrc).href;
+      }
       if (opts.wasm === undefined) {
         if (scriptSrc) opts.wasm = new URL('sdk_wasm_bg.wasm', scriptSrc).href;
         else warn('cannot tell where threadline.js was loaded from; give init a wasm URL');

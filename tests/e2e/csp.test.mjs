@@ -165,3 +165,21 @@ test('the inline entry needs no .wasm file, under either policy', { timeout: 900
   const ids = new Set((await allEvents(collector)).map((e) => e.messageId));
   for (const id of [...a.ids, ...b.ids]) assert.ok(ids.has(id), `event ${id} arrived`);
 });
+
+test('the tag-manager script finds the JavaScript engine beside itself under a strict CSP', { timeout: 90000 }, async (t) => {
+  const { collector, open } = await setupCsp(t);
+  const strict = await open(STRICT, 'iife');
+  assert.equal(strict.engine, 'js', 'the JavaScript engine runs when WebAssembly is refused');
+  const r = await story(strict.page, 'iife-js');
+  assert.ok(strict.page.requested.includes('/npm/dist/sdk_wasm_js.js'), `imported beside threadline.js, not beside the page: ${strict.page.requested}`);
+  assert.ok(!strict.page.requested.some((p) => p.endsWith('.wasm')), 'no .wasm was fetched');
+  assert.deepEqual(strict.page.errors, [], 'the page saw no exception');
+
+  const relaxed = await open(WASM_OK, 'iife');
+  assert.equal(relaxed.engine, 'wasm');
+  assert.ok(relaxed.page.requested.includes('/npm/dist/sdk_wasm_bg.wasm'), 'the .wasm beside the script');
+
+  await waitForDistinct(collector, 4);
+  const ids = new Set((await allEvents(collector)).map((e) => e.messageId));
+  for (const id of r.ids) assert.ok(ids.has(id), `event ${id} arrived`);
+});
