@@ -594,6 +594,21 @@ impl Client {
         now: Millis,
         random: [u8; 16],
     ) -> Result<Vec<Decision>, DecideError> {
+        let mut all = self.decide_many(&[placement], request, now, random)?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// `decide` for several placements of one page or screen at once, in
+    /// the order given: one context, one pass over the audiences, one
+    /// crossing from JavaScript or Kotlin. An unknown placement fails the
+    /// whole call.
+    pub fn decide_many(
+        &mut self,
+        placements: &[&str],
+        request: &DecideRequest<'_>,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<Vec<Vec<Decision>>, DecideError> {
         let mut data: serde_json::Map<String, serde_json::Value> = match request.context {
             Some(c) => serde_json::from_str(c).map_err(|e| DecideError::InvalidContext(e.to_string()))?,
             None => serde_json::Map::new(),
@@ -614,9 +629,9 @@ impl Client {
             personalization,
             random,
         };
-        let decisions = self.rules.engine().decide(placement, &opts, &self.profile)?;
+        let decisions = self.rules.engine().decide_many(placements, &opts, &self.profile)?;
         if self.profiling() {
-            for d in &decisions {
+            for d in decisions.iter().flatten() {
                 if let (Some(e), Some(v)) = (&d.experiment_id, &d.variant_id) {
                     self.profile.assign(e, v, now);
                 }

@@ -178,89 +178,130 @@ impl Engine {
         opts: &DecideOptions<'_>,
         profile: &Profile,
     ) -> Result<Vec<Decision>, DecideError> {
+        let mut all = self.decide_many(&[placement], opts, profile)?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// Several placements for one person at once, in the order given. The
+    /// condition data and the audiences are built once for all of them, so
+    /// a page with many slots pays for them once. An unknown placement
+    /// fails the whole call (nothing is decided).
+    pub fn decide_many(
+        &self,
+        placements: &[&str],
+        opts: &DecideOptions<'_>,
+        profile: &Profile,
+    ) -> Result<Vec<Vec<Decision>>, DecideError> {
         let a = self.artifact.as_ref().ok_or(DecideError::NoArtifact)?;
-        let p = a.placement(placement).ok_or_else(|| DecideError::UnknownPlacement(placement.to_owned()))?;
+        let ps = placements
+            .iter()
+            .map(|&id| a.placement(id).ok_or_else(|| DecideError::UnknownPlacement(id.to_owned())))
+            .collect::<Result<Vec<_>, _>>()?;
         if opts.max == 0 {
-            return Ok(Vec::new());
+            return Ok(ps.iter().map(|_| Vec::new()).collect());
         }
         if !opts.personalization {
-            return Ok(vec![default(p, opts, None)]);
+            return Ok(ps.iter().map(|p| vec![default(p, opts, None)]).collect());
         }
-
-        let mut assigned = None;
-        if let (Some(e), Some(device)) = (p.experiment.and_then(|i| a.experiments.get(i)), opts.device_id) {
-            // A remembered variant wins over the hash, so re-weighting a
-            // running experiment never moves people already in it.
-            let sticky = profile.assignment(&e.id);
-            if sticky == Some(HOLDOUT) {
-                return Ok(vec![default(p, opts, Some((&e.id, HOLDOUT)))]);
-            }
-            match sticky.and_then(|id| e.variants.iter().find(|v| v.id == id)) {
-                Some(v) => assigned = Some((e, v)),
-                None => {
-                    let b = bucket::bucket(a.scheme, &e.id, device);
-                    if b < e.holdout {
-                        return Ok(vec![default(p, opts, Some((&e.id, HOLDOUT)))]);
-                    }
-                    assigned = e
-                        .variants
-                        .iter()
-                        .find(|v| v.start <= b && b < v.end)
-                        .filter(|v| f64::from(b - v.start) < e.traffic * f64::from(v.end - v.start))
-                        .map(|v| (e, v));
-                }
-            }
-        }
-
-        let mut data = opts.context.cloned().unwrap_or_default();
-        data.insert("profile".into(), Value::Object(profile.traits().clone()));
-        data.insert("time".into(), time_data(opts.now, opts.utc_offset_minutes));
-        let mut data = Value::Object(data);
-        let mut audiences: Vec<&str> = Vec::new();
-        for au in &a.audiences {
-            let view = profile.at(opts.now, &audiences);
-            if au.condition.matches(&data, &view).unwrap_or(false) {
-                audiences.push(&au.id);
-            }
-        }
-        if let Value::Object(m) = &mut data {
-            m.insert("audiences".into(), audiences.iter().map(|&s| Value::from(s)).collect());
-        }
-        let view = profile.at(opts.now, &audiences);
-
-        let promoted = assigned.and_then(|(_, v)| v.offer);
-        let order = promoted.into_iter().chain(p.ranked.iter().copied().filter(|&i| Some(i) != promoted));
-        let now = i64::try_from(opts.now).unwrap_or(i64::MAX);
-        let mut out = Vec::new();
-        for i in order {
-            let Some(o) = a.offers.get(i) else { continue };
-            let ok = o.schedule.as_ref().is_none_or(|s| s.active(now, opts.utc_offset_minutes))
-                && o.cap.is_none_or(|c| profile.impressions(&o.id, c.per, opts.now) < u64::from(c.max))
-                && o.condition.as_ref().is_none_or(|c| c.matches(&data, &view).unwrap_or(false))
-                && !o.suppress.as_ref().is_some_and(|c| c.matches(&data, &view).unwrap_or(true));
-            if !ok {
-                continue;
-            }
-            let tag = assigned.map(|(e, v)| (e.id.as_str(), v.id.as_str()));
-            out.push(decision(p, &o.id, o.content.clone(), tag, false, out.len(), opts));
-            if out.len() >= opts.max {
-                break;
-            }
-        }
-        if out.is_empty() {
-            return Ok(vec![default(p, opts, assigned.map(|(e, v)| (e.id.as_str(), v.id.as_str())))]);
-        }
-        if let Some((_, v)) = assigned {
-            if let Some(content) = &v.content {
-                let target = v.offer.and_then(|i| a.offers.get(i)).map(|o| o.id.as_str());
-                let hit = out.iter_mut().find(|d| target.is_none_or(|t| d.offer_id == t));
-                if let Some(d) = hit {
-                    d.content = content.clone();
-                }
-            }
-        }
-        Ok(out)
+        let mut shared = None;
+        Ok(ps.into_iter().map(|p| place(a, p, opts, profile, &mut shared)).collect())
     }
+}
+
+/// The data conditions see and the audiences the person is in: the same for
+/// every placement of one call.
+struct Shared<'a> {
+    data: Value,
+    audiences: Vec<&'a str>,
+}
+
+fn shared_data<'a>(a: &'a Artifact, opts: &DecideOptions<'_>, profile: &Profile) -> Shared<'a> {
+    let mut data = opts.context.cloned().unwrap_or_default();
+    data.insert("profile".into(), Value::Object(profile.traits().clone()));
+    data.insert("time".into(), time_data(opts.now, opts.utc_offset_minutes));
+    let mut data = Value::Object(data);
+    let mut audiences: Vec<&str> = Vec::new();
+    for au in &a.audiences {
+        let view = profile.at(opts.now, &audiences);
+        if au.condition.matches(&data, &view).unwrap_or(false) {
+            audiences.push(&au.id);
+        }
+    }
+    if let Value::Object(m) = &mut data {
+        m.insert("audiences".into(), audiences.iter().map(|&s| Value::from(s)).collect());
+    }
+    Shared { data, audiences }
+}
+
+/// One placement's decisions (personalised path); `shared` is built by the
+/// first placement that needs it.
+fn place<'a>(
+    a: &'a Artifact,
+    p: &Placement,
+    opts: &DecideOptions<'_>,
+    profile: &Profile,
+    shared: &mut Option<Shared<'a>>,
+) -> Vec<Decision> {
+    let mut assigned = None;
+    if let (Some(e), Some(device)) = (p.experiment.and_then(|i| a.experiments.get(i)), opts.device_id) {
+        // A remembered variant wins over the hash, so re-weighting a
+        // running experiment never moves people already in it.
+        let sticky = profile.assignment(&e.id);
+        if sticky == Some(HOLDOUT) {
+            return vec![default(p, opts, Some((&e.id, HOLDOUT)))];
+        }
+        match sticky.and_then(|id| e.variants.iter().find(|v| v.id == id)) {
+            Some(v) => assigned = Some((e, v)),
+            None => {
+                let b = bucket::bucket(a.scheme, &e.id, device);
+                if b < e.holdout {
+                    return vec![default(p, opts, Some((&e.id, HOLDOUT)))];
+                }
+                assigned = e
+                    .variants
+                    .iter()
+                    .find(|v| v.start <= b && b < v.end)
+                    .filter(|v| f64::from(b - v.start) < e.traffic * f64::from(v.end - v.start))
+                    .map(|v| (e, v));
+            }
+        }
+    }
+
+    let Shared { data, audiences } = shared.get_or_insert_with(|| shared_data(a, opts, profile));
+    let view = profile.at(opts.now, audiences);
+
+    let promoted = assigned.and_then(|(_, v)| v.offer);
+    let order = promoted.into_iter().chain(p.ranked.iter().copied().filter(|&i| Some(i) != promoted));
+    let now = i64::try_from(opts.now).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    for i in order {
+        let Some(o) = a.offers.get(i) else { continue };
+        let ok = o.schedule.as_ref().is_none_or(|s| s.active(now, opts.utc_offset_minutes))
+            && o.cap.is_none_or(|c| profile.impressions(&o.id, c.per, opts.now) < u64::from(c.max))
+            && o.condition.as_ref().is_none_or(|c| c.matches(data, &view).unwrap_or(false))
+            && !o.suppress.as_ref().is_some_and(|c| c.matches(data, &view).unwrap_or(true));
+        if !ok {
+            continue;
+        }
+        let tag = assigned.map(|(e, v)| (e.id.as_str(), v.id.as_str()));
+        out.push(decision(p, &o.id, o.content.clone(), tag, false, out.len(), opts));
+        if out.len() >= opts.max {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return vec![default(p, opts, assigned.map(|(e, v)| (e.id.as_str(), v.id.as_str())))];
+    }
+    if let Some((_, v)) = assigned {
+        if let Some(content) = &v.content {
+            let target = v.offer.and_then(|i| a.offers.get(i)).map(|o| o.id.as_str());
+            let hit = out.iter_mut().find(|d| target.is_none_or(|t| d.offer_id == t));
+            if let Some(d) = hit {
+                d.content = content.clone();
+            }
+        }
+    }
+    out
 }
 
 fn default(p: &Placement, opts: &DecideOptions<'_>, tag: Option<(&str, &str)>) -> Decision {

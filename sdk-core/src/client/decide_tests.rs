@@ -266,3 +266,23 @@ fn decide_errors_are_typed_and_context_reaches_conditions() {
     let ids: Vec<_> = c.decide("p", &rich, T0, [3; 16]).unwrap().into_iter().map(|d| d.offer_id).collect();
     assert_eq!(ids, ["cart", "granted"], "the client adds `consent` to the data");
 }
+
+#[test]
+fn several_placements_in_one_call_decide_as_one_by_one() {
+    let mut c = shop_client("{}");
+    view_slacks(&mut c, T0);
+    view_slacks(&mut c, T0 + 1);
+    let many = c.decide_many(&["home", "hero", "home"], &req(), T0 + 2, [3; 16]).unwrap();
+    let one = |c: &mut Client, p| c.decide(p, &req(), T0 + 2, [3; 16]).unwrap();
+    let pick =
+        |ds: &[Decision]| ds.iter().map(|d| (d.offer_id.clone(), d.variant_id.clone())).collect::<Vec<_>>();
+    assert_eq!(many.len(), 3);
+    assert_eq!(pick(&many[0]), pick(&one(&mut c, "home")));
+    assert_eq!(pick(&many[1]), pick(&one(&mut c, "hero")));
+    assert_eq!(many[0][0].offer_id, "slacks-discount");
+    assert_eq!(many[0][0].decision_id, many[2][0].decision_id, "same inputs, same id");
+    assert_ne!(many[0][0].decision_id, many[1][0].decision_id);
+    let e = c.decide_many(&["home", "nowhere"], &req(), T0, [3; 16]).unwrap_err();
+    assert_eq!(e, DecideError::UnknownPlacement("nowhere".into()));
+    assert!(c.decide_many(&[], &req(), T0, [3; 16]).unwrap().is_empty());
+}
