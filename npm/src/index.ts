@@ -382,6 +382,13 @@ export interface Client {
    * `decide.invalidContext`.
    */
   decide(placement: string, options?: DecideOptions): Decision[];
+  /**
+   * `decide` for several placements of a page at once: one context, one
+   * pass over the audiences, one call into the core. Returns an object from
+   * placement to its decisions (`{}` until an artifact is loaded); an unknown
+   * placement throws as in `decide` and nothing is decided.
+   */
+  decideMany(placements: string[], options?: DecideOptions): Record<string, Decision[]>;
   /** The decision was shown: records `Offer Displayed`; `null` if this decision was reported already. */
   displayed(decision: Decision): string | null;
   /** The decision was clicked: records `Offer Clicked`; `null` if already reported. */
@@ -490,6 +497,29 @@ function requireString(what: string, value: unknown): string {
     throw new TypeError(`threadline: ${what} must be a string`);
   }
   return value;
+}
+
+/** `decide` options checked before they reach the core: `[max, context JSON]`. */
+function decideArgs(options: DecideOptions | undefined): [number | undefined, string | undefined] {
+  if (options !== undefined && !isPlainObject(options)) {
+    throw new TypeError('threadline: decide options must be a plain object ({ max, context })');
+  }
+  const max: unknown = options?.max;
+  if (max !== undefined && !(typeof max === 'number' && Number.isInteger(max) && max >= 1 && max <= 0xffffffff)) {
+    throw new RangeError('threadline: decide max must be a whole number >= 1');
+  }
+  let context: string | undefined;
+  if (options?.context !== undefined) {
+    if (!isPlainObject(options.context)) {
+      throw kindError('decide.invalidContext', 'decide context must be a plain object');
+    }
+    try {
+      context = JSON.stringify(options.context);
+    } catch (e) {
+      throw kindError('decide.invalidContext', `decide context cannot be serialised to JSON (${String(e)})`);
+    }
+  }
+  return [max as number | undefined, context];
 }
 
 function kindError(kind: string, message: string): TypeError {
@@ -762,29 +792,23 @@ class WebClient implements Client {
 
   decide(placement: string, options?: DecideOptions): Decision[] {
     requireString('placement', placement);
-    if (options !== undefined && !isPlainObject(options)) {
-      throw new TypeError('threadline: decide options must be a plain object ({ max, context })');
-    }
-    const max: unknown = options?.max;
-    if (max !== undefined && !(typeof max === 'number' && Number.isInteger(max) && max >= 1 && max <= 0xffffffff)) {
-      throw new RangeError('threadline: decide max must be a whole number >= 1');
-    }
-    let context: string | undefined;
-    if (options?.context !== undefined) {
-      if (!isPlainObject(options.context)) {
-        throw kindError('decide.invalidContext', 'decide context must be a plain object');
-      }
-      try {
-        context = JSON.stringify(options.context);
-      } catch (e) {
-        throw kindError('decide.invalidContext', `decide context cannot be serialised to JSON (${String(e)})`);
-      }
-    }
+    const [max, context] = decideArgs(options);
     const json = this.call((tl) => {
       this.followLocation(tl);
       return tl.decide(placement, max, context);
     });
     return json ? (JSON.parse(json) as Decision[]) : [];
+  }
+
+  decideMany(placements: string[], options?: DecideOptions): Record<string, Decision[]> {
+    if (!Array.isArray(placements)) throw new TypeError('threadline: placements must be an array of strings');
+    placements.forEach((p, i) => requireString(`placements[${i}]`, p));
+    const [max, context] = decideArgs(options);
+    const json = this.call((tl) => {
+      this.followLocation(tl);
+      return tl.decideMany(placements, max, context);
+    });
+    return json ? (JSON.parse(json) as Record<string, Decision[]>) : {};
   }
 
   private feedback(decision: Decision, click: boolean): string | null {

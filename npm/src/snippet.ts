@@ -256,7 +256,7 @@ class Runner {
   }
 
   /**
-   * `decide(placement, options?, callback)`: waits for the rules artifact
+   * `decide(placement or [placements], options?, callback)`: waits for the rules artifact
    * (`options.timeoutMs`, default 3 s), then decides; the callback gets the
    * decisions (`[]` on failure) and the error, if any.
    */
@@ -279,10 +279,13 @@ class Runner {
       throw new TypeError('decide options must be an object ({ max, context, timeoutMs })');
     }
     void c.ready(wait).then(() => {
-      let decisions: Decision[] = [];
+      let decisions: Decision[] | Record<string, Decision[]> = Array.isArray(placement) ? {} : [];
       let error: unknown;
       try {
-        decisions = c.decide(placement as string, decideOptions);
+        // An array of placements: one call for all of them (`decideMany`).
+        decisions = Array.isArray(placement)
+          ? c.decideMany(placement as string[], decideOptions)
+          : c.decide(placement as string, decideOptions);
       } catch (e) {
         error = e;
         warn(`decide: ${e instanceof Error ? e.message : String(e)}`);

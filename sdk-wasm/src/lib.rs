@@ -223,7 +223,32 @@ impl Threadline {
         max: Option<u32>,
         context: Option<String>,
     ) -> Result<String, JsValue> {
-        let Ok(mut d) = self.shared.try_borrow_mut() else { return Ok("[]".into()) };
+        self.decide_json(&[placement], max, context, false)
+    }
+
+    /// `decide` for several placements at once (one context, one pass over
+    /// the audiences): a JSON object from placement to its decisions; `{}`
+    /// before any artifact is loaded.
+    #[wasm_bindgen(js_name = decideMany)]
+    pub fn decide_many(
+        &self,
+        placements: Vec<String>,
+        max: Option<u32>,
+        context: Option<String>,
+    ) -> Result<String, JsValue> {
+        let placements: Vec<&str> = placements.iter().map(String::as_str).collect();
+        self.decide_json(&placements, max, context, true)
+    }
+
+    fn decide_json(
+        &self,
+        placements: &[&str],
+        max: Option<u32>,
+        context: Option<String>,
+        many: bool,
+    ) -> Result<String, JsValue> {
+        let empty = if many { "{}" } else { "[]" };
+        let Ok(mut d) = self.shared.try_borrow_mut() else { return Ok(empty.into()) };
         let now = browser::now_ms();
         let random = d.rand.bytes16();
         // Per call: the offset changes with daylight saving time and travel.
@@ -233,9 +258,19 @@ impl Threadline {
             context: context.as_deref(),
             utc_offset_minutes: offset as i32,
         };
-        let out = match d.core.decide(placement, &request, now, random) {
-            Ok(decisions) => serde_json::to_string(&decisions).unwrap_or_else(|_| "[]".into()),
-            Err(DecideError::NoArtifact) => "[]".into(),
+        let out = match d.core.decide_many(placements, &request, now, random) {
+            Ok(all) if many => {
+                let map: serde_json::Map<String, serde_json::Value> = placements
+                    .iter()
+                    .zip(all)
+                    .map(|(p, ds)| ((*p).to_owned(), serde_json::to_value(ds).unwrap_or_default()))
+                    .collect();
+                serde_json::to_string(&map).unwrap_or_else(|_| empty.into())
+            }
+            Ok(mut all) => {
+                serde_json::to_string(&all.pop().unwrap_or_default()).unwrap_or_else(|_| empty.into())
+            }
+            Err(DecideError::NoArtifact) => empty.into(),
             Err(e) => return Err(kind_error(e.kind(), &e.to_string())),
         };
         // Experiment assignments may have changed the profile: store it later.

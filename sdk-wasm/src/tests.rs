@@ -1040,3 +1040,22 @@ async fn a_broken_inline_artifact_at_start_is_reported_to_the_first_listener() {
     assert_eq!(errors[0][1]["kind"], "rules.artifact");
     t.close();
 }
+
+#[wasm_bindgen_test]
+async fn several_placements_are_decided_in_one_call() {
+    clear_storage();
+    stub_fetch();
+    let t = client_with("tl-m", "", &inline_shop()).await;
+    let viewed = r#"{"productId":"slacks-01"}"#;
+    t.track("Product Viewed", Some(viewed.into())).unwrap();
+    t.track("Product Viewed", Some(viewed.into())).unwrap();
+    let places = vec!["home".to_owned(), "hero".to_owned()];
+    let many: serde_json::Value = serde_json::from_str(&t.decide_many(places, None, None).unwrap()).unwrap();
+    assert_eq!(many["home"][0]["offerId"], "slacks-discount");
+    let hero = decide(&t, "hero");
+    assert_eq!(many["hero"][0]["offerId"], hero[0]["offerId"]);
+    assert_eq!(many["hero"][0]["variantId"], hero[0]["variantId"]);
+    let err = t.decide_many(vec!["home".into(), "nowhere".into()], None, None).unwrap_err();
+    assert_eq!(js_sys::Reflect::get(&err, &"kind".into()).unwrap(), "decide.unknownPlacement");
+    t.close();
+}

@@ -26,8 +26,8 @@ export default {
      * The GrowthBook workload in our terms (see adapters/growthbook.mjs): N
      * placements, each with one targeted offer (the same three conditions, on
      * the context the host passes) and an experiment with two 50/50 variants
-     * (the second overrides the content); one "decision" is a `decide` on every
-     * placement for one person. Runs in its own client with the artifact
+     * (the second overrides the content); one "decision" is a `decideMany` over
+     * every placement for one person. Runs in its own client with the artifact
      * inline, nothing fetched.
      */
     const decideBench = async (sdk, env, { features = 200, passes = 500, warm = 50 }) => {
@@ -59,9 +59,11 @@ export default {
       const context = { country: 'DE', cart: { total: 80 }, tier: 'silver', visits: 5 };
       const keys = placements.map((p) => p.id);
       let sink = 0;
+      // One call for the page's placements, as a page with many slots would.
       const once = () => {
+        const all = client.decideMany(keys, { context });
         for (let k = 0; k < keys.length; k++) {
-          const [d] = client.decide(keys[k], { context });
+          const d = all[keys[k]][0];
           if (d && !d.isDefault) sink++;
         }
       };
