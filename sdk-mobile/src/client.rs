@@ -99,6 +99,14 @@ fn decision_of(d: sdk_core::Decision) -> Decision {
     }
 }
 
+/// One placement's answer from [`Client::decide_many`]: a list rather than
+/// a map, so the order asked for is kept and a placement may repeat.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PlacementDecisions {
+    pub placement: String,
+    pub decisions: Vec<Decision>,
+}
+
 /// A rules artifact request the host must perform: `GET url`, with
 /// `If-None-Match: etag` when set and no HTTP cache in between, then report
 /// with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
@@ -686,6 +694,38 @@ impl Client {
         };
         match self.with(|i, now, r| i.core.decide(&placement, &request, now, r)) {
             Ok(d) => Ok(d.into_iter().map(decision_of).collect()),
+            Err(DecideError::NoArtifact) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `decide` for several placements of one screen at once, in the order
+    /// given: one context, one pass over the audiences and one crossing of
+    /// the FFI instead of one per placement. An unknown placement fails the
+    /// whole call (a screen is built from one artifact revision). Before any
+    /// artifact is loaded: an empty list, not an error, like `decide`.
+    pub fn decide_many(
+        &self,
+        placements: Vec<String>,
+        max: u32,
+        context_json: Option<String>,
+        utc_offset_minutes: i32,
+    ) -> Result<Vec<PlacementDecisions>, ThreadlineError> {
+        let request = DecideRequest {
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+            context: context_json.as_deref(),
+            utc_offset_minutes,
+        };
+        let ids: Vec<&str> = placements.iter().map(String::as_str).collect();
+        match self.with(|i, now, r| i.core.decide_many(&ids, &request, now, r)) {
+            Ok(all) => Ok(placements
+                .iter()
+                .zip(all)
+                .map(|(placement, d)| PlacementDecisions {
+                    placement: placement.clone(),
+                    decisions: d.into_iter().map(decision_of).collect(),
+                })
+                .collect()),
             Err(DecideError::NoArtifact) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }

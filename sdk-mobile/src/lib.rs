@@ -89,7 +89,7 @@ mod jni_fast;
 pub mod store;
 mod sys;
 
-pub use client::{Client, Decision, Header, Notice, RulesFetch, Upload, UploadPoll};
+pub use client::{Client, Decision, Header, Notice, PlacementDecisions, RulesFetch, Upload, UploadPoll};
 pub use error::ThreadlineError;
 pub use sys::DeterministicSource;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use sdk_mobile::{Client, Decision, Notice, RulesFetch, ThreadlineError, UploadPoll};
+use sdk_mobile::{Client, Decision, Notice, PlacementDecisions, RulesFetch, ThreadlineError, UploadPoll};
 use serde_json::Value;
 
 fn shop() -> String {
@@ -129,6 +129,45 @@ fn slacks_story_with_an_inline_artifact() {
         matches!(&rules_notices(&c)[..], [Notice::RulesRejected { kind, .. }] if kind == "rules.artifact")
     );
     assert_eq!(c.rules_revision().as_deref(), Some("demo-shop-2026-11-24"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// What the decisions chose, without their per-call ids.
+fn chosen(ds: &[Decision]) -> Vec<Decision> {
+    ds.iter().cloned().map(|d| Decision { decision_id: String::new(), ..d }).collect()
+}
+
+#[test]
+fn decide_many_answers_as_decide_does_placement_by_placement() {
+    let dir = temp_dir("many");
+    let c = client(&dir, "");
+    let asked = || vec!["home".to_owned(), "hero".to_owned(), "home".to_owned()];
+    // Nothing loaded yet: empty, not an error, as `decide`.
+    assert_eq!(c.decide_many(asked(), 1, None, 0).unwrap(), vec![]);
+    c.load_rules(shop(), None, false).unwrap();
+    view_slacks(&c);
+
+    let many = c.decide_many(asked(), 1, None, 0).unwrap();
+    let placements: Vec<&str> = many.iter().map(|p| p.placement.as_str()).collect();
+    assert_eq!(placements, ["home", "hero", "home"], "in the order asked, repeats kept");
+    for PlacementDecisions { placement, decisions } in &many {
+        assert_eq!(decisions.len(), 1, "{placement}: {decisions:?}");
+        let one = c.decide(placement.clone(), 1, None, 0).unwrap();
+        assert_eq!(chosen(decisions), chosen(&one), "{placement}");
+    }
+    assert_eq!(many[0].decisions[0].offer_id, "slacks-discount");
+    assert_eq!(many[0].decisions, many[2].decisions, "one call, one draw: the same decision");
+    assert!(c.decide_many(vec![], 1, None, 0).unwrap().is_empty());
+
+    // An unknown placement (or a bad context) fails the whole call.
+    match c.decide_many(vec!["home".into(), "nowhere".into()], 1, None, 0) {
+        Err(ThreadlineError::Decide { kind, .. }) => assert_eq!(kind, "decide.unknownPlacement"),
+        other => panic!("{other:?}"),
+    }
+    match c.decide_many(asked(), 1, Some("[1]".into()), 0) {
+        Err(ThreadlineError::Decide { kind, .. }) => assert_eq!(kind, "decide.invalidContext"),
+        other => panic!("{other:?}"),
+    }
     let _ = fs::remove_dir_all(&dir);
 }
 

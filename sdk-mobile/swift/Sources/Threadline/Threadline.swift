@@ -194,6 +194,39 @@ public final class Threadline {
         return (got ?? []).map { Decision(native: $0) }
     }
 
+    /// `decide` for several placements of one screen in one call, keyed by placement: one context and one
+    /// pass over the audiences instead of one call per placement (`placements` gives the order to read
+    /// them in). An unknown placement refuses the whole call (one screen, one artifact revision). Before
+    /// any artifact is loaded, and on a refused call (reported as `ThreadlineError.decide`): an empty
+    /// dictionary, so the screen renders its fallbacks (`result[placement] ?? []`).
+    public func decideMany(_ placements: [String], max: Int = 1, context: [String: Any]? = nil)
+        -> [String: [Decision]] {
+        if isClosed { return reportNil(.closed(call: "decideMany")) ?? [:] }
+        let ctx: String?
+        do {
+            ctx = try JSON.writeObject(context)
+        } catch let e as JSONFailure {
+            return reportNil(.decide(kind: "decide.invalidContext", message: e.message)) ?? [:]
+        } catch {
+            return reportNil(.decide(kind: "decide.invalidContext", message: "\(error)")) ?? [:]
+        }
+        let offsetMinutes = Int32(TimeZone.current.secondsFromGMT() / 60)
+        let n = UInt32(clamping: Swift.max(1, max))
+        let got: [ThreadlineBindings.PlacementDecisions]? = native("decideMany") {
+            let d = try client.decideMany(
+                placements: placements, max: n, contextJson: ctx, utcOffsetMinutes: offsetMinutes)
+            // A new experiment assignment is stored by the loop (debounced): wake it to set its timer.
+            wake()
+            return d
+        }
+        var out: [String: [Decision]] = [:]
+        // A repeated placement answers the same both times: the first one is kept.
+        for p in got ?? [] where out[p.placement] == nil {
+            out[p.placement] = p.decisions.map { Decision(native: $0) }
+        }
+        return out
+    }
+
     /// The app showed `decision`: records `Offer Displayed` and counts an impression for frequency caps.
     /// Returns the event's messageId; nil when this decision was already reported (or on an error,
     /// reported).

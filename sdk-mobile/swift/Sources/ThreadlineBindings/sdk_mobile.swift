@@ -647,6 +647,15 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func decide(placement: String, max: UInt32, contextJson: String?, utcOffsetMinutes: Int32) throws  -> [Decision]
     
     /**
+     * `decide` for several placements of one screen at once, in the order
+     * given: one context, one pass over the audiences and one crossing of
+     * the FFI instead of one per placement. An unknown placement fails the
+     * whole call (a screen is built from one artifact revision). Before any
+     * artifact is loaded: an empty list, not an error, like `decide`.
+     */
+    func decideMany(placements: [String], max: UInt32, contextJson: String?, utcOffsetMinutes: Int32) throws  -> [PlacementDecisions]
+    
+    /**
      * The app showed `decision`: records `Offer Displayed` and counts an
      * impression for frequency caps. Returns the event's messageId, or
      * `None` when this decision was already reported.
@@ -1009,6 +1018,26 @@ open func decide(placement: String, max: UInt32, contextJson: String?, utcOffset
     uniffi_sdk_mobile_fn_method_client_decide(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(placement),
+        FfiConverterUInt32.lower(max),
+        FfiConverterOptionString.lower(contextJson),
+        FfiConverterInt32.lower(utcOffsetMinutes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * `decide` for several placements of one screen at once, in the order
+     * given: one context, one pass over the audiences and one crossing of
+     * the FFI instead of one per placement. An unknown placement fails the
+     * whole call (a screen is built from one artifact revision). Before any
+     * artifact is loaded: an empty list, not an error, like `decide`.
+     */
+open func decideMany(placements: [String], max: UInt32, contextJson: String?, utcOffsetMinutes: Int32)throws  -> [PlacementDecisions]  {
+    return try  FfiConverterSequenceTypePlacementDecisions.lift(try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_decide_many(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(placements),
         FfiConverterUInt32.lower(max),
         FfiConverterOptionString.lower(contextJson),
         FfiConverterInt32.lower(utcOffsetMinutes),uniffiCallStatus
@@ -1902,6 +1931,64 @@ public func FfiConverterTypeHeader_lower(_ value: Header) -> RustBuffer {
 
 
 /**
+ * One placement's answer from [`Client::decide_many`]: a list rather than
+ * a map, so the order asked for is kept and a placement may repeat.
+ */
+public struct PlacementDecisions: Equatable, Hashable {
+    public var placement: String
+    public var decisions: [Decision]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(placement: String, decisions: [Decision]) {
+        self.placement = placement
+        self.decisions = decisions
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PlacementDecisions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlacementDecisions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlacementDecisions {
+        return
+            try PlacementDecisions(
+                placement: FfiConverterString.read(from: &buf), 
+                decisions: FfiConverterSequenceTypeDecision.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PlacementDecisions, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.placement, into: &buf)
+        FfiConverterSequenceTypeDecision.write(value.decisions, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlacementDecisions_lift(_ buf: RustBuffer) throws -> PlacementDecisions {
+    return try FfiConverterTypePlacementDecisions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlacementDecisions_lower(_ value: PlacementDecisions) -> RustBuffer {
+    return FfiConverterTypePlacementDecisions.lower(value)
+}
+
+
+/**
  * A rules artifact request the host must perform: `GET url`, with
  * `If-None-Match: etag` when set and no HTTP cache in between, then report
  * with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
@@ -2656,6 +2743,31 @@ fileprivate struct FfiConverterSequenceTypeHeader: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypePlacementDecisions: FfiConverterRustBuffer {
+    typealias SwiftType = [PlacementDecisions]
+
+    public static func write(_ value: [PlacementDecisions], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePlacementDecisions.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PlacementDecisions] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PlacementDecisions]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePlacementDecisions.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeNotice: FfiConverterRustBuffer {
     typealias SwiftType = [Notice]
 
@@ -2713,6 +2825,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_decide() != 6967) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_decide_many() != 44228) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_displayed() != 59757) {

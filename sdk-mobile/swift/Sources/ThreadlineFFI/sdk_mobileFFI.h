@@ -278,6 +278,11 @@ RustBuffer uniffi_sdk_mobile_fn_method_client_clicked(uint64_t ptr, RustBuffer d
 RustBuffer uniffi_sdk_mobile_fn_method_client_decide(uint64_t ptr, RustBuffer placement, uint32_t max, RustBuffer context_json, int32_t utc_offset_minutes, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DECIDE_MANY
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DECIDE_MANY
+RustBuffer uniffi_sdk_mobile_fn_method_client_decide_many(uint64_t ptr, RustBuffer placements, uint32_t max, RustBuffer context_json, int32_t utc_offset_minutes, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DISPLAYED
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_DISPLAYED
 RustBuffer uniffi_sdk_mobile_fn_method_client_displayed(uint64_t ptr, RustBuffer decision, RustCallStatus *_Nonnull out_status
@@ -775,6 +780,12 @@ uint16_t uniffi_sdk_mobile_checksum_method_client_clicked(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DECIDE
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DECIDE
 uint16_t uniffi_sdk_mobile_checksum_method_client_decide(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DECIDE_MANY
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_DECIDE_MANY
+uint16_t uniffi_sdk_mobile_checksum_method_client_decide_many(void
     
 );
 #endif

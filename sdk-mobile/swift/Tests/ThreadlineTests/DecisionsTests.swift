@@ -135,6 +135,26 @@ final class DecisionsTests: XCTestCase {
         XCTAssertEqual(t.rulesRevision, revision)
     }
 
+    func testDecideManyAnswersPerPlacementAndReportsRefusals() throws {
+        let errors = Errors()
+        let none = try client(dir("many-none"), errors: errors)
+        XCTAssertEqual(none.decideMany(["home", "hero"]), [:], "no artifact: empty, not an error")
+        XCTAssertEqual(errors.kinds, [])
+        let t = try client(dir("many"), errors: errors) { $0.rulesArtifact = shop }
+        viewSlacks(t)
+        let many = t.decideMany(["hero", "home"])
+        XCTAssertEqual(Set(many.keys), ["hero", "home"])
+        XCTAssertEqual(many["home"]?.map(\.offerId), ["slacks-discount"])
+        for (placement, ds) in many {
+            let one = t.decide(placement)
+            XCTAssertEqual(one.map(\.offerId), ds.map(\.offerId), placement)
+            XCTAssertEqual(one.map(\.variantId), ds.map(\.variantId), placement)
+        }
+        XCTAssertEqual(t.decideMany(["home", "nowhere"]), [:])
+        XCTAssertEqual(t.decideMany(["home"], context: ["bad": NSObject()]), [:])
+        XCTAssertEqual(errors.kinds, ["decide.unknownPlacement", "decide.invalidContext"])
+    }
+
     func testABadArtifactFromTheServerIsRefusedAndTheBundledOneStays() throws {
         let errors = Errors()
         let t = try client(dir("bad"), rules: FakeRulesServer(body: #"{"version":1,"placements":5}"#), errors: errors) {

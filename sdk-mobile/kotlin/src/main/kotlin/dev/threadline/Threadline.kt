@@ -204,6 +204,37 @@ class Threadline private constructor(
     }
 
     /**
+     * [decide] for several placements of one screen in one call, keyed by placement in the order given:
+     * one context and one pass over the audiences instead of one call per placement. An unknown
+     * placement refuses the whole call (one screen, one artifact revision). Before any artifact is
+     * loaded, and on a refused call (reported as [ThreadlineError.Decide]): an empty map, so the screen
+     * renders its fallbacks (`result[placement].orEmpty()`).
+     */
+    fun decideMany(
+        placements: List<String>,
+        max: Int = 1,
+        context: Map<String, Any?>? = null,
+    ): Map<String, List<Decision>> {
+        if (closed.get()) return reportNull<Map<String, List<Decision>>>(ThreadlineError.Closed("decideMany")).orEmpty()
+        val ctx = try {
+            JsonWriter.writeObject(context)
+        } catch (e: JsonException) {
+            return reportNull<Map<String, List<Decision>>>(
+                ThreadlineError.Decide("decide.invalidContext", e.message ?: e.kind),
+            ).orEmpty()
+        }
+        val offsetMinutes = TimeZone.getDefault().getOffset(System.currentTimeMillis()) / 60_000
+        val got = native("decideMany") {
+            // A new experiment assignment is stored by the loop (debounced): wake it to set its timer.
+            client.decideMany(placements, max.coerceAtLeast(1).toUInt(), ctx, offsetMinutes).also { wake() }
+        } ?: return emptyMap()
+        // A repeated placement answers the same both times: the map keeps its first position.
+        val out = LinkedHashMap<String, List<Decision>>(got.size)
+        for (p in got) out.getOrPut(p.placement) { p.decisions.map(Decision::of) }
+        return out
+    }
+
+    /**
      * The app showed [decision]: records `Offer Displayed` and counts an impression for frequency caps.
      * Returns the event's messageId; null when this decision was already reported (or on an error,
      * reported).

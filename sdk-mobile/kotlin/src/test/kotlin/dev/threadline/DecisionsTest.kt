@@ -169,6 +169,36 @@ class DecisionsTest {
     }
 
     @Test
+    fun decideManyAnswersPerPlacementInOrderAndReportsRefusals() {
+        val errors = Errors()
+        val none = client(dir("many-none"), errors = errors)
+        assertEquals(emptyMap(), none.decideMany(listOf("home", "hero")), "no artifact: empty, not an error")
+        assertEquals(emptyList(), errors.kinds())
+
+        val t = client(dir("many"), errors = errors) { rulesArtifact = SHOP }
+        viewSlacks(t)
+        val many = t.decideMany(listOf("hero", "home"))
+        assertEquals(listOf("hero", "home"), many.keys.toList(), "in the order given")
+        val home = many.getValue("home").single()
+        assertEquals("slacks-discount", home.offerId)
+        assertEquals("home", home.placement)
+        // The same answer decide gives placement by placement (decision ids differ per call).
+        for ((placement, ds) in many) {
+            val one = t.decide(placement)
+            assertEquals(one.map { it.offerId to it.variantId }, ds.map { it.offerId to it.variantId }, placement)
+        }
+        assertEquals(listOf("home"), t.decideMany(listOf("home", "home")).keys.toList())
+        val two = t.decideMany(listOf("home"), max = 2).getValue("home").map { it.offerId }
+        assertEquals(t.decide("home", max = 2).map { it.offerId }, two, "max reaches the core")
+
+        // Refused calls are reported, never thrown: an unknown placement fails the whole call.
+        assertEquals(emptyMap(), t.decideMany(listOf("home", "nowhere")))
+        assertEquals(emptyMap(), t.decideMany(listOf("home"), context = mapOf("bad" to Any())))
+        assertEquals(listOf("decide.unknownPlacement", "decide.invalidContext"), errors.kinds())
+        assertTrue(errors.all.all { it is ThreadlineError.Decide })
+    }
+
+    @Test
     fun aBadArtifactFromTheServerIsRefusedAndTheBundledOneStays() {
         val cdn = keep(RulesServer("{\"version\": 1, \"placements\": 5}"))
         val errors = Errors()

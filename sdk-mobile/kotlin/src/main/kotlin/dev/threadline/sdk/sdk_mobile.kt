@@ -683,6 +683,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_decide(
     ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_decide_many(
+    ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_displayed(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_fast_handle(
@@ -800,6 +802,8 @@ internal object UniffiLib {
     external fun uniffi_sdk_mobile_fn_method_client_clicked(`ptr`: Long,`decision`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_decide(`ptr`: Long,`placement`: RustBuffer.ByValue,`max`: Int,`contextJson`: RustBuffer.ByValue,`utcOffsetMinutes`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_decide_many(`ptr`: Long,`placements`: RustBuffer.ByValue,`max`: Int,`contextJson`: RustBuffer.ByValue,`utcOffsetMinutes`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_displayed(`ptr`: Long,`decision`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1016,6 +1020,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_decide() and 0xFFFF) != 6967) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_decide_many() and 0xFFFF) != 44228) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_displayed() and 0xFFFF) != 59757) {
@@ -1622,6 +1629,15 @@ public interface ClientInterface {
     fun `decide`(`placement`: kotlin.String, `max`: kotlin.UInt, `contextJson`: kotlin.String?, `utcOffsetMinutes`: kotlin.Int): List<Decision>
     
     /**
+     * `decide` for several placements of one screen at once, in the order
+     * given: one context, one pass over the audiences and one crossing of
+     * the FFI instead of one per placement. An unknown placement fails the
+     * whole call (a screen is built from one artifact revision). Before any
+     * artifact is loaded: an empty list, not an error, like `decide`.
+     */
+    fun `decideMany`(`placements`: List<kotlin.String>, `max`: kotlin.UInt, `contextJson`: kotlin.String?, `utcOffsetMinutes`: kotlin.Int): List<PlacementDecisions>
+    
+    /**
      * The app showed `decision`: records `Offer Displayed` and counts an
      * impression for frequency caps. Returns the event's messageId, or
      * `None` when this decision was already reported.
@@ -2031,6 +2047,31 @@ open class Client: Disposable, AutoCloseable, ClientInterface
         it,
         
         FfiConverterString.lower(`placement`),
+        FfiConverterUInt.lower(`max`),
+        FfiConverterOptionalString.lower(`contextJson`),
+        FfiConverterInt.lower(`utcOffsetMinutes`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `decide` for several placements of one screen at once, in the order
+     * given: one context, one pass over the audiences and one crossing of
+     * the FFI instead of one per placement. An unknown placement fails the
+     * whole call (a screen is built from one artifact revision). Before any
+     * artifact is loaded: an empty list, not an error, like `decide`.
+     */
+    @Throws(ThreadlineException::class)override fun `decideMany`(`placements`: List<kotlin.String>, `max`: kotlin.UInt, `contextJson`: kotlin.String?, `utcOffsetMinutes`: kotlin.Int): List<PlacementDecisions> {
+            return FfiConverterSequenceTypePlacementDecisions.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ThreadlineException) { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_decide_many(
+        it,
+        
+        FfiConverterSequenceString.lower(`placements`),
         FfiConverterUInt.lower(`max`),
         FfiConverterOptionalString.lower(`contextJson`),
         FfiConverterInt.lower(`utcOffsetMinutes`),_status)
@@ -3203,6 +3244,48 @@ public object FfiConverterTypeHeader: FfiConverterRustBuffer<Header> {
 
 
 /**
+ * One placement's answer from [`Client::decide_many`]: a list rather than
+ * a map, so the order asked for is kept and a placement may repeat.
+ */
+data class PlacementDecisions (
+    var `placement`: kotlin.String
+    , 
+    var `decisions`: List<Decision>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePlacementDecisions: FfiConverterRustBuffer<PlacementDecisions> {
+    override fun read(buf: ByteBuffer): PlacementDecisions {
+        return PlacementDecisions(
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeDecision.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PlacementDecisions) = (
+            FfiConverterString.allocationSize(value.`placement`) +
+            FfiConverterSequenceTypeDecision.allocationSize(value.`decisions`)
+    )
+
+    override fun write(value: PlacementDecisions, buf: ByteBuffer) {
+            FfiConverterString.write(value.`placement`, buf)
+            FfiConverterSequenceTypeDecision.write(value.`decisions`, buf)
+    }
+}
+
+
+
+/**
  * A rules artifact request the host must perform: `GET url`, with
  * `If-None-Match: etag` when set and no HTTP cache in between, then report
  * with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
@@ -4111,6 +4194,34 @@ public object FfiConverterSequenceTypeHeader: FfiConverterRustBuffer<List<Header
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeHeader.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePlacementDecisions: FfiConverterRustBuffer<List<PlacementDecisions>> {
+    override fun read(buf: ByteBuffer): List<PlacementDecisions> {
+        val len = buf.getInt()
+        return List<PlacementDecisions>(len) {
+            FfiConverterTypePlacementDecisions.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PlacementDecisions>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePlacementDecisions.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PlacementDecisions>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePlacementDecisions.write(it, buf)
         }
     }
 }
