@@ -218,16 +218,7 @@ export interface ClientOptions {
 export type Properties = Record<string, unknown>;
 
 /** Browser-only options; the keys also accepted in `ClientOptions` may be given here instead. */
-export interface BrowserOptions {
-  storagePrefix?: string;
-  persist?: boolean;
-  compress?: boolean;
-  requestTimeoutMs?: number;
-  beaconOnHide?: boolean;
-  cookie?: boolean;
-  cookieName?: string;
-  cookieDomain?: string;
-  tcfApi?: boolean;
+export interface BrowserOptions extends Pick<ClientOptions, (typeof WEB_KEYS)[number]> {
   /** An inline (bundled) rules artifact. */
   rules?: RulesOptions;
 }

@@ -260,12 +260,20 @@ impl Threadline {
         };
         let out = match d.core.decide_many(placements, &request, now, random) {
             Ok(all) if many => {
-                let map: serde_json::Map<String, serde_json::Value> = placements
-                    .iter()
-                    .zip(all)
-                    .map(|(p, ds)| ((*p).to_owned(), serde_json::to_value(ds).unwrap_or_default()))
-                    .collect();
-                serde_json::to_string(&map).unwrap_or_else(|_| empty.into())
+                // Written straight out: no intermediate `Value` tree (and no
+                // second serializer in the wasm). A repeated placement keeps
+                // its last entry, as `JSON.parse` does with a repeated key.
+                let mut out = String::from("{");
+                for (i, (p, ds)) in placements.iter().zip(all).enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(p).unwrap_or_default());
+                    out.push(':');
+                    out.push_str(&serde_json::to_string(&ds).unwrap_or_else(|_| "[]".into()));
+                }
+                out.push('}');
+                out
             }
             Ok(mut all) => {
                 serde_json::to_string(&all.pop().unwrap_or_default()).unwrap_or_else(|_| empty.into())
