@@ -208,6 +208,25 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The ids of the artifact's audiences `profile` is in at `now`, in
+    /// artifact order, evaluated as `decide` does without a page context:
+    /// the collector serves these with a person's profile.
+    pub fn audiences(&self, profile: &Profile, now: Millis) -> Vec<String> {
+        let Some(a) = &self.artifact else { return Vec::new() };
+        let opts = DecideOptions {
+            max: 1,
+            context: None,
+            now,
+            utc_offset_minutes: 0,
+            device_id: None,
+            personalization: true,
+            random: [0; 16],
+        };
+        shared_data(a, &opts, profile).audiences.into_iter().map(str::to_owned).collect()
+    }
+}
+
 /// The data conditions see and the audiences the person is in: the same for
 /// every placement of one call.
 struct Shared<'a> {
@@ -217,13 +236,16 @@ struct Shared<'a> {
 
 fn shared_data<'a>(a: &'a Artifact, opts: &DecideOptions<'_>, profile: &Profile) -> Shared<'a> {
     let mut data = opts.context.cloned().unwrap_or_default();
-    data.insert("profile".into(), Value::Object(profile.traits().clone()));
+    data.insert("profile".into(), Value::Object(profile.merged_traits().into_owned()));
     data.insert("time".into(), time_data(opts.now, opts.utc_offset_minutes));
     let mut data = Value::Object(data);
     let mut audiences: Vec<&str> = Vec::new();
+    // The collector's audiences (evaluated over the person's other devices)
+    // count as well as the ones this device's own view reaches.
+    let remote = profile.remote().map_or(&[][..], |r| r.audiences());
     for au in &a.audiences {
         let view = profile.at(opts.now, &audiences);
-        if au.condition.matches(&data, &view).unwrap_or(false) {
+        if remote.contains(&au.id) || au.condition.matches(&data, &view).unwrap_or(false) {
             audiences.push(&au.id);
         }
     }

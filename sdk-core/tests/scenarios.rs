@@ -202,6 +202,8 @@ impl Run {
                 Notice::ConsentChanged { .. } => "consentChanged",
                 Notice::RulesLoaded { .. } => "rulesLoaded",
                 Notice::RulesRejected { .. } => "rulesRejected",
+                Notice::ProfileSynced { .. } => "profileSynced",
+                Notice::ProfileSyncRefused { .. } => "profileSyncRefused",
             };
             self.transcript.push(format!("{} notice {name}", self.step));
             self.notices.push(name.into());
@@ -328,7 +330,14 @@ impl Run {
                         let user = o.opt_str("userId")?;
                         let traits = o.opt_str("traits")?;
                         let ids = o.opt_str("ids")?;
-                        self.client.identify(user.as_deref(), traits.as_deref(), ids.as_deref(), now, random)
+                        self.client.identify(
+                            user.as_deref(),
+                            traits.as_deref(),
+                            ids.as_deref(),
+                            None,
+                            now,
+                            random,
+                        )
                     }
                     _ => {
                         let user = o.req_str("userId")?;
