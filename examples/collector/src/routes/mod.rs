@@ -3,6 +3,7 @@
 mod admin;
 mod assets;
 mod batch;
+mod hub;
 mod read;
 
 use std::sync::Arc;
@@ -130,7 +131,8 @@ pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
         .route("/healthz", get(read::healthz))
         .route("/admin/faults", get(admin::get_faults).post(admin::post_faults))
         .route("/admin/reset", post(admin::reset))
-        .with_state(state);
+        .with_state(state)
+        .merge(hub::router());
     if let Some(dir) = &config.npm_dir {
         router = router.nest_service("/npm", assets::directory(dir));
     }
