@@ -8,12 +8,9 @@ let newestFirst = true;
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const k of kids.flat()) if (k != null && k !== false) e.append(k instanceof Node ? k : String(k));
+  for (const [k, v] of Object.entries(attrs || {})) if (v != null) e.setAttribute(k, v);
+  // append() turns anything but a node into a text node.
+  for (const k of kids.flat()) if (k != null && k !== false) e.append(k);
   return e;
 }
 
@@ -58,21 +55,28 @@ async function api(path, method = 'GET') {
 }
 
 const status = (text) => ($('status').textContent = text);
+const nameOf = (p) => p.userIds.join(', ') || 'Anonymous person';
+const personUrl = (id) => `/admin/api/people/${encodeURIComponent(id)}`;
+
+function showError(text) {
+  $('error').textContent = text;
+  $('error').hidden = !text;
+}
+
+/** A request starts: the last error goes, `text` says what is happening. */
+function begin(text) {
+  showError('');
+  status(text);
+}
 
 function fail(e) {
   status('');
-  $('error').textContent = e.message;
-  $('error').hidden = false;
+  showError(e.message);
   if (e.status === 401) {
     sessionStorage.removeItem(KEY);
     showForms();
     $('token').focus();
   }
-}
-
-function clearError() {
-  $('error').hidden = true;
-  $('error').textContent = '';
 }
 
 function showForms() {
@@ -83,14 +87,13 @@ function showForms() {
 }
 
 async function search(q) {
-  clearError();
-  status(`Searching for ${q}…`);
+  begin(`Searching for ${q}…`);
   $('results').hidden = true;
   try {
     const { people } = await api(`/admin/api/search?q=${encodeURIComponent(q)}`);
     const list = $('result-list');
     list.replaceChildren(...people.map((p) => el('li', {},
-      el('a', { href: `#/people/${encodeURIComponent(p.id)}` }, p.userIds.length ? p.userIds.join(', ') : 'Anonymous person'),
+      el('a', { href: `#/people/${encodeURIComponent(p.id)}` }, nameOf(p)),
       ` · ${p.devices} device${p.devices === 1 ? '' : 's'} · last seen `, when(p.lastSeen), ' · ', short(p.id))));
     if (!people.length) list.append(el('li', { class: 'muted' }, `No one matches “${q}”.`));
     status(`${people.length} ${people.length === 1 ? 'person' : 'people'} found.`);
@@ -110,7 +113,9 @@ function table(head, rows, empty) {
 
 function device(d) {
   const lib = d.library ? `${d.library.name || '?'} ${d.library.version || ''}`.trim() : 'unknown';
-  const consent = Object.entries(d.consent || {});
+  const order = ['analytics', 'personalization', 'advertising', 'sale'];
+  const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
+  const consent = Object.entries(d.consent || {}).sort(([a], [b]) => rank(a) - rank(b));
   const row = (k, ...v) => [el('dt', {}, k), el('dd', {}, ...v)];
   return el('li', { class: 'device', 'data-device': d.anonymousId, 'data-platform': d.platform },
     el('h4', {}, platform(d.platform)),
@@ -118,7 +123,7 @@ function device(d) {
       row('Device id', short(d.anonymousId)),
       row('Library', lib),
       row('OS', d.os || 'unknown'),
-      row('Events', String(d.events)),
+      row('Events', d.events),
       row('First seen', when(d.firstSeen)),
       row('Last seen', when(d.lastSeen)),
       row('Consent', consent.length
@@ -130,8 +135,6 @@ function device(d) {
       d.consentSeen ? el('span', { class: 'muted' }, ' seen ', when(d.consentSeen)) : null)));
 }
 
-const OFFER_LABEL = { displayed: 'Offer shown', clicked: 'Offer clicked' };
-
 function entry(m) {
   const o = m.offer;
   const props = m.properties && Object.keys(m.properties).length ? m.properties : null;
@@ -139,7 +142,8 @@ function entry(m) {
     'data-timestamp': m.timestamp, 'data-offer': o ? o.action : null },
   when(m.timestamp), ' ', platform(m.platform, m.anonymousId), ' ',
   el('span', { class: 'type' }, m.type), ' ', el('strong', {}, m.event || m.name || ''),
-  o ? el('span', { class: 'offer-tag' }, `${OFFER_LABEL[o.action] || 'Offer'}: ${o.offerId}${o.placement ? ` @ ${o.placement}` : ''}`) : null,
+  m.type === 'identify' && m.userId ? [' as ', short(m.userId)] : null,
+  o ? el('span', { class: 'offer-tag' }, `${o.action === 'clicked' ? 'Offer clicked' : 'Offer shown'}: ${o.offerId}${o.placement ? ` @ ${o.placement}` : ''}`) : null,
   props ? el('details', {}, el('summary', {}, `Properties (${Object.keys(props).length})`),
     el('pre', {}, JSON.stringify(props, null, 2))) : null);
 }
@@ -153,7 +157,7 @@ function renderTimeline() {
 
 function renderPerson(p) {
   shown = p;
-  const name = p.userIds.length ? p.userIds.join(', ') : 'Anonymous person';
+  const name = nameOf(p);
   const traits = Object.entries(p.traits || {});
   const h = el('h2', { tabindex: '-1', id: 'person-title' }, name);
   $('person').replaceChildren(
@@ -189,12 +193,10 @@ function renderPerson(p) {
 }
 
 async function openPerson(id) {
-  clearError();
-  $('results').hidden = true;
-  $('person').hidden = true;
-  status('Loading…');
+  begin('Loading…');
+  $('results').hidden = $('person').hidden = true;
   try {
-    renderPerson(await api(`/admin/api/people/${encodeURIComponent(id)}`));
+    renderPerson(await api(personUrl(id)));
     status('');
   } catch (e) {
     if (e.status === 404) e.message = `No person ${id}: unknown, erased or merged into another (404).`;
@@ -205,15 +207,14 @@ async function openPerson(id) {
 async function erase() {
   $('erase-dialog').close();
   const p = shown;
-  clearError();
-  status('Erasing…');
+  begin('Erasing…');
   try {
-    const { removed } = await api(`/admin/api/people/${encodeURIComponent(p.id)}`, 'DELETE');
+    const { removed } = await api(personUrl(p.id), 'DELETE');
     shown = null;
     $('result-list').replaceChildren();
     const h = el('h2', { tabindex: '-1' }, 'Erased');
     $('person').replaceChildren(h, el('p', { id: 'erase-report' },
-      `Erased ${p.userIds.join(', ') || p.id}: ${removed.events} events, ${removed.identities} identities, `
+      `Erased ${nameOf(p)}: ${removed.events} events, ${removed.identities} identities, `
       + `${removed.devices} devices, ${removed.merges} merges removed.`));
     status('');
     h.focus();
@@ -237,7 +238,7 @@ $('token-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   sessionStorage.setItem(KEY, $('token').value.trim());
   $('token').value = '';
-  clearError();
+  showError('');
   route();
   if (!$('search-form').hidden) $('q').focus();
 });
