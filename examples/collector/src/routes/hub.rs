@@ -52,7 +52,47 @@ fn file(body: &'static str, content_type: &'static str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{PAGE, SCRIPT, STYLE};
+    use super::{router, PAGE, POLICY, SCRIPT, STYLE};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::Router;
+    use http_body_util::BodyExt as _;
+    use tower_service::Service as _;
+
+    type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+    /// Status, content type, policy and body of `GET path`.
+    async fn get(path: &str) -> TestResult<(StatusCode, String, String, String)> {
+        let mut app: Router = router();
+        let response = app.call(Request::get(path).body(Body::empty())?).await?;
+        let header = |name| -> TestResult<String> {
+            Ok(response.headers().get(name).map(|v| v.to_str()).transpose()?.unwrap_or_default().to_owned())
+        };
+        let (content_type, policy) = (header("content-type")?, header("content-security-policy")?);
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, content_type, policy, String::from_utf8(body.to_vec())?))
+    }
+
+    #[tokio::test]
+    async fn serves_the_three_files_with_their_types_and_the_policy() -> TestResult {
+        for (path, body, content_type) in [
+            ("/hub", PAGE, "text/html; charset=utf-8"),
+            ("/hub/", PAGE, "text/html; charset=utf-8"),
+            ("/hub/hub.js", SCRIPT, "text/javascript; charset=utf-8"),
+            ("/hub/hub.css", STYLE, "text/css; charset=utf-8"),
+        ] {
+            let (status, served_type, policy, served) = get(path).await?;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(served_type, content_type, "{path}");
+            assert_eq!(policy, POLICY, "{path}");
+            assert_eq!(served, body, "{path}");
+        }
+        assert!(POLICY.starts_with("default-src 'self';"));
+        assert!(!POLICY.contains("unsafe"));
+        assert_eq!(get("/hub/index.html").await?.0, StatusCode::NOT_FOUND);
+        Ok(())
+    }
 
     /// The hub is meant to stay a small page: a budget catches a framework creeping in.
     #[test]
