@@ -35,10 +35,13 @@ pub(super) struct PersonParams {
     limit: Option<u32>,
 }
 
+/// A refused request: its status and error text.
+type Refusal = (StatusCode, &'static str);
+
 /// Refuses the request unless an admin token is configured and presented.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(expected) = &state.admin_token else {
-        return Err(error_json(StatusCode::FORBIDDEN, "set --admin-token to use the activity hub"));
+        return Err((StatusCode::FORBIDDEN, "set --admin-token to use the activity hub"));
     };
     let presented = headers
         .get(AUTHORIZATION)
@@ -48,7 +51,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .map(|(_, token)| token.trim());
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(error_json(StatusCode::UNAUTHORIZED, "missing or invalid admin token")),
+        _ => Err((StatusCode::UNAUTHORIZED, "missing or invalid admin token")),
     }
 }
 
@@ -58,8 +61,8 @@ pub(super) async fn search(
     headers: HeaderMap,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = authorize(&state, &headers) {
-        return refused;
+    if let Err((status, text)) = authorize(&state, &headers) {
+        return error_json(status, text);
     }
     let q = params.map(|Query(p)| p.q).unwrap_or_default();
     match state.store.read(move |conn| people::search(conn, &q)).await {
@@ -75,8 +78,8 @@ pub(super) async fn get_person(
     Path(id): Path<String>,
     params: Result<Query<PersonParams>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = authorize(&state, &headers) {
-        return refused;
+    if let Err((status, text)) = authorize(&state, &headers) {
+        return error_json(status, text);
     }
     let limit =
         params.ok().and_then(|Query(p)| p.limit).unwrap_or(DEFAULT_TIMELINE_LIMIT).min(MAX_TIMELINE_LIMIT);
@@ -110,8 +113,8 @@ pub(super) async fn delete_person(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(refused) = authorize(&state, &headers) {
-        return refused;
+    if let Err((status, text)) = authorize(&state, &headers) {
+        return error_json(status, text);
     }
     match state.store.write(move |conn| Ok(crate::graph::erase(conn, &id)?)).await {
         Ok(Some(removed)) => Json(json!({ "removed": removed })).into_response(),
