@@ -557,3 +557,35 @@ async fn erasure_removes_everything_of_the_person() -> TestResult {
     assert_eq!(field(&profile, "traits"), &json!({}));
     Ok(())
 }
+
+#[tokio::test]
+async fn events_stored_before_the_graph_existed_are_linked_on_open() -> TestResult {
+    // A database as the previous collector version left it: events only.
+    let path = common::temp_db_path();
+    {
+        let db = rusqlite::Connection::open(&path)?;
+        db.execute_batch(
+            "CREATE TABLE events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL, event TEXT, anonymous_id TEXT, user_id TEXT,
+                timestamp TEXT, received_at TEXT NOT NULL, json TEXT NOT NULL);",
+        )?;
+        for (id, device) in [("old-1", "old-app"), ("old-2", "old-web")] {
+            let message = Msg::identify(id, Some("u-old"), device, "web", 10).value;
+            db.execute(
+                "INSERT INTO events (message_id, type, anonymous_id, user_id, timestamp, received_at, json)
+                 VALUES (?1, 'identify', ?2, 'u-old', ?3, '2024-01-01T00:00:00.000Z', ?4)",
+                rusqlite::params![id, device, field(&message, "timestamp").as_str(), message.to_string()],
+            )?;
+        }
+    }
+    let mut config = test_config();
+    config.db_path = path;
+    config.fresh = false;
+    config.admin_token = Some(ADMIN.to_owned());
+    let server = TestServer::with_config(config).await?;
+    let person = person_of(&server.client, "u-old").await?;
+    assert_eq!(device_ids(&person), ["old-app", "old-web"]);
+    assert_eq!(field(&person, "timeline").as_array().map(Vec::len), Some(2));
+    Ok(())
+}
