@@ -12,7 +12,6 @@
 
 use rusqlite::{params, Connection, OptionalExtension as _};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 /// Tables of the graph; `IF NOT EXISTS` makes opening an existing database a no-op.
 /// Times are Unix milliseconds (the message's timestamp, else the time received).
@@ -144,7 +143,7 @@ fn id_text(value: Option<&Value>) -> Option<String> {
 
 /// Lower-case hex SHA-256, as the SDK hashes a namespaced id.
 pub(crate) fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sdk_core::identity::sha256_hex(text)
 }
 
 /// The node of one `context.externalIds` entry: emails and phones are matched by their

@@ -386,6 +386,9 @@ async fn profile_counts_both_devices_minus_excluded_and_denied() -> TestResult {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert!(reply.header("content-type").is_some_and(|t| t.starts_with("application/json")));
+    // The SDK takes the body as it is (its parser refuses anything inconsistent).
+    sdk_core::Remote::from_json(&reply.body, "u-shopper")?;
+    assert!(sdk_core::Remote::from_json(&reply.body, "u-other").is_err());
     let profile = reply.json()?;
     assert_eq!(field(&profile, "userId"), "u-shopper");
     assert_eq!(at(&profile, "/events/Product Viewed/c/0"), 3);
