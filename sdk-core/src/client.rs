@@ -39,11 +39,12 @@ use crate::decide::{DecideError, DecideOptions, Decision, Feedback, CLICKED_EVEN
 use crate::delivery::{Delivery, DeliveryError, NextUpload, Outcome, Upload};
 use crate::event::{self, check_name, check_object, EventError, Kind, Parts};
 use crate::identity::{self, Device, Identity, Session, Touch};
-use crate::profile::{Profile, ProfileError};
+use crate::profile::{Profile, ProfileError, Remote};
 use crate::queue::{Queue, State};
 use crate::rules::{Rules, RulesError, RulesEvent, RulesFetch, RulesResponse};
 use crate::snapshot::{self, EventOut, SnapshotError};
 use crate::stats::Stats;
+use crate::sync::{ProfileFetch, ProfileResponse, Sync, SyncError};
 use crate::time::Millis;
 
 /// What the binding should do with one storage slot.
@@ -106,6 +107,15 @@ pub enum Notice {
     RulesRejected {
         kind: &'static str,
         message: String,
+    },
+    /// The collector's profile of the person arrived and is in use.
+    ProfileSynced {
+        audiences: Vec<String>,
+    },
+    /// The collector refused the user token: decisions use this device's
+    /// history only until the host identifies again with a new token.
+    ProfileSyncRefused {
+        status: u16,
     },
 }
 
@@ -176,6 +186,7 @@ pub struct Client {
     person: u64,
     rules: Rules,
     profile: Profile,
+    sync: Sync,
     /// Time of the first profile change not yet handed out for persisting.
     profile_dirty_since: Option<Millis>,
     /// The stored profile must go (personalization denied, reset).
@@ -239,6 +250,7 @@ impl Client {
             person: 0,
             rules,
             profile: Profile::new(config.profile.clone()),
+            sync: Sync::new(config.profile_sync.clone()),
             profile_dirty_since: None,
             profile_remove: false,
             feedback_seen: VecDeque::new(),
@@ -564,6 +576,9 @@ impl Client {
             props = serde_json::json!({ "name": n });
         }
         self.profile.record(event, &props, now);
+        if let (Choice::Granted, Some(d)) = (self.analytics(), self.identity.anonymous_id()) {
+            self.profile.counted_device(d);
+        }
         self.profile_dirty_since.get_or_insert(now);
     }
 
@@ -760,6 +775,95 @@ impl Client {
         self.rules.refresh(now);
     }
 
+    // ---- profile sync ------------------------------------------------------
+
+    /// The person's profile is fetched only with everything it needs:
+    /// `personalization`, a profile in use, a user id and its token.
+    fn sync_wanted(&self) -> bool {
+        self.sync.enabled()
+            && self.profiling()
+            && self.identity.user_id.is_some()
+            && self.identity.user_token.is_some()
+    }
+
+    fn sync_due(&self) -> Option<Millis> {
+        if !self.sync_wanted() {
+            return None;
+        }
+        self.sync.due(self.profile.remote().and_then(Remote::synced))
+    }
+
+    /// The next profile request to perform, when one is due. Its URL
+    /// excludes the devices whose events this profile counted itself.
+    pub fn next_profile_fetch(&mut self, now: Millis) -> Option<ProfileFetch> {
+        if self.sync_due().is_none_or(|t| t > now) {
+            return None;
+        }
+        let user = self.identity.user_id.clone()?;
+        let token = self.identity.user_token.clone()?;
+        let mut exclude: Vec<&str> = self.profile.devices().iter().map(String::as_str).collect();
+        if let (Choice::Granted, Some(d)) = (self.analytics(), self.identity.anonymous_id()) {
+            if !exclude.contains(&d) {
+                exclude.push(d);
+            }
+        }
+        let url = self.sync.url(&self.config.endpoint, &user, &exclude);
+        let id = self.sync.start(&user);
+        Some(ProfileFetch { id, url, token })
+    }
+
+    /// Reports a profile request. An answer for someone who is no longer
+    /// the user, or arriving after consent went, is dropped unread. A
+    /// refused token (401, 403) drops the collector's part and the token.
+    /// `random` feeds the retry jitter.
+    pub fn profile_fetched(
+        &mut self,
+        id: u64,
+        response: ProfileResponse<'_>,
+        now: Millis,
+        random: u32,
+    ) -> Result<(), SyncError> {
+        let user = self.sync.finish(id)?;
+        if !self.sync_wanted() || self.identity.user_id.as_deref() != Some(user.as_str()) {
+            return Ok(());
+        }
+        match response {
+            ProfileResponse::Body { bytes } => match Remote::from_json(bytes, &user) {
+                Ok(remote) => {
+                    let audiences = remote.audiences().to_vec();
+                    self.profile.set_remote(remote, now);
+                    self.profile_dirty_since.get_or_insert(now);
+                    self.sync.succeeded();
+                    self.notices.push(Notice::ProfileSynced { audiences });
+                    Ok(())
+                }
+                Err(e) => {
+                    self.sync.failed(now, random);
+                    Err(e.into())
+                }
+            },
+            ProfileResponse::Failed { status: Some(status @ (401 | 403)) } => {
+                self.profile.clear_remote();
+                self.profile_dirty_since.get_or_insert(now);
+                self.identity.user_token = None;
+                self.identity_dirty = Dirty::Now;
+                self.sync.refuse();
+                self.notices.push(Notice::ProfileSyncRefused { status });
+                Err(SyncError::Unauthorized(status))
+            }
+            ProfileResponse::Failed { .. } => {
+                self.sync.failed(now, random);
+                Ok(())
+            }
+        }
+    }
+
+    /// Fetches the person's profile at once (the host's `refreshProfile()`),
+    /// unless one is in flight or nothing may be fetched.
+    pub fn refresh_profile(&mut self) {
+        self.sync.refresh();
+    }
+
     // ---- events ----------------------------------------------------------
 
     /// Records a `track` event; returns its messageId. While `analytics` is
@@ -830,21 +934,32 @@ impl Client {
     /// normalised and hashed unless configured otherwise) and records an
     /// `identify` event carrying them in `context.externalIds`. Any of the
     /// three may be left out, not all. Later events carry the user id.
+    /// `user_token` (issued by the host's back end for this user id; never
+    /// sent with events) lets the client fetch the person's profile from the
+    /// collector (see [`crate::sync`]).
     pub fn identify(
         &mut self,
         user_id: Option<&str>,
         traits: Option<&str>,
         ids: Option<&str>,
+        user_token: Option<&str>,
         now: Millis,
         random: [u8; 16],
     ) -> Result<String, EventError> {
         let limits = &self.config.limits;
+        let known_user = self.identity.user_id.is_some();
         let r = (|| {
             if user_id.is_none() && traits.is_none() && ids.is_none() {
                 return Err(EventError::Empty { what: "identify (a user id, traits or ids)" });
             }
             if let Some(u) = user_id {
                 check_name("user id", u, limits)?;
+            }
+            if let Some(t) = user_token {
+                check_name("user token", t, limits)?;
+                if user_id.is_none() && !known_user {
+                    return Err(EventError::Empty { what: "user id (a user token is for one)" });
+                }
             }
             let traits = check_object("traits", traits, limits)?;
             let ids = ids.map(|j| identity::parse_ids(j, &self.config.identity)).transpose()?;
@@ -866,6 +981,18 @@ impl Client {
             Ok(_) if self.analytics() != Choice::Denied => {
                 if let Some(t) = traits {
                     self.identity.merge_traits(event::parse_object(t.get()));
+                }
+                if previous.0 != self.identity.user_id {
+                    // Another person: nothing of the previous one may be used
+                    // for them, and the previous token is not theirs.
+                    self.profile.clear_remote();
+                    self.profile_dirty_since.get_or_insert(now);
+                    self.identity.user_token = user_token.map(str::to_owned);
+                    self.sync.restart();
+                } else if let Some(t) = user_token.filter(|t| self.identity.user_token.as_deref() != Some(t))
+                {
+                    self.identity.user_token = Some(t.to_owned());
+                    self.sync.restart();
                 }
                 self.identity_dirty = Dirty::Now;
             }
@@ -918,6 +1045,7 @@ impl Client {
     pub fn reset(&mut self, now: Millis, random: [u8; 16]) {
         self.person += 1;
         self.identity.forget_person();
+        self.sync.restart();
         self.context.set_session(None);
         self.identity_dirty = Dirty::Now;
         self.forget_profile();
@@ -1125,7 +1253,7 @@ impl Client {
         } else {
             (None, None)
         };
-        [upload, self.persist_due(), beacon, self.rules.due()].into_iter().flatten().min()
+        [upload, self.persist_due(), beacon, self.rules.due(), self.sync_due()].into_iter().flatten().min()
     }
 
     fn persist_due(&self) -> Option<Millis> {
@@ -1438,5 +1566,7 @@ fn decode(bytes: &[u8]) -> Result<snapshot::Decoded<'_>, SnapshotError> {
 mod consent_tests;
 #[cfg(test)]
 mod decide_tests;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;

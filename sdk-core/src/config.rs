@@ -7,6 +7,7 @@ use crate::consent::ConsentConfig;
 use crate::identity::IdentityConfig;
 use crate::profile::ProfileConfig;
 use crate::rules::RulesConfig;
+use crate::sync::SyncConfig;
 
 /// Why a configuration was refused. Refusing early beats a client that
 /// silently cannot deliver anything.
@@ -26,6 +27,8 @@ pub enum ConfigError {
     Inconsistent { field: &'static str, value: u64, limit_field: &'static str, limit: u64 },
     #[error("{0}")]
     Rules(String),
+    #[error("{0}")]
+    Sync(String),
 }
 
 /// Name and version of the SDK build that collected an event
@@ -169,6 +172,10 @@ pub struct Config {
     /// Bounds of the on-device history that decisions read.
     #[serde(default)]
     pub profile: ProfileConfig,
+    /// Fetching the person's profile from the collector after `identify`
+    /// with a user token (see [`crate::sync`]).
+    #[serde(default)]
+    pub profile_sync: SyncConfig,
 }
 
 /// Room reserved in a batch for `{"batch":[`, `],"sentAt":"…"`, and a beacon's
@@ -189,6 +196,7 @@ impl Config {
             identity: IdentityConfig::default(),
             rules: None,
             profile: ProfileConfig::default(),
+            profile_sync: SyncConfig::default(),
         }
     }
 
@@ -235,6 +243,9 @@ impl Config {
             min("rules.refreshIntervalMs", r.refresh_interval_ms, 1_000)?;
             min("rules.retryMs", r.retry_ms, 100)?;
         }
+        self.profile_sync.validate().map_err(|e| ConfigError::Sync(e.to_string()))?;
+        min("profileSync.refreshIntervalMs", self.profile_sync.refresh_interval_ms, 1_000)?;
+        min("profileSync.retryMs", self.profile_sync.retry_ms, 100)?;
         if let Err((field, value)) = self.consent.validate() {
             return Err(ConfigError::TcfPurpose { field, value });
         }

@@ -208,6 +208,25 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The ids of the artifact's audiences `profile` is in at `now`, in
+    /// artifact order, evaluated as `decide` does without a page context:
+    /// the collector serves these with a person's profile.
+    pub fn audiences(&self, profile: &Profile, now: Millis) -> Vec<String> {
+        let Some(a) = &self.artifact else { return Vec::new() };
+        let opts = DecideOptions {
+            max: 1,
+            context: None,
+            now,
+            utc_offset_minutes: 0,
+            device_id: None,
+            personalization: true,
+            random: [0; 16],
+        };
+        shared_data(a, &opts, profile).audiences.into_iter().map(str::to_owned).collect()
+    }
+}
+
 /// The data conditions see and the audiences the person is in: the same for
 /// every placement of one call.
 struct Shared<'a> {
@@ -217,13 +236,16 @@ struct Shared<'a> {
 
 fn shared_data<'a>(a: &'a Artifact, opts: &DecideOptions<'_>, profile: &Profile) -> Shared<'a> {
     let mut data = opts.context.cloned().unwrap_or_default();
-    data.insert("profile".into(), Value::Object(profile.traits().clone()));
+    data.insert("profile".into(), Value::Object(profile.merged_traits().into_owned()));
     data.insert("time".into(), time_data(opts.now, opts.utc_offset_minutes));
     let mut data = Value::Object(data);
     let mut audiences: Vec<&str> = Vec::new();
+    // The collector's audiences (evaluated over the person's other devices)
+    // count as well as the ones this device's own view reaches.
+    let remote = profile.remote().map_or(&[][..], |r| r.audiences());
     for au in &a.audiences {
         let view = profile.at(opts.now, &audiences);
-        if au.condition.matches(&data, &view).unwrap_or(false) {
+        if remote.contains(&au.id) || au.condition.matches(&data, &view).unwrap_or(false) {
             audiences.push(&au.id);
         }
     }
@@ -460,6 +482,31 @@ mod tests {
             assert!(!ids(&e.decide("home", &DecideOptions { max: 5, ..opts(later) }, &p).unwrap())
                 .contains(&"slacks-discount"));
         }
+    }
+
+    #[test]
+    fn audiences_for_the_collector_and_the_collectors_for_the_device() {
+        let e = engine();
+        let mut server = Profile::new(ProfileConfig::default());
+        assert!(e.audiences(&server, T0).is_empty());
+        assert!(Engine::default().audiences(&server, T0).is_empty(), "no artifact, no audiences");
+        let slacks =
+            json!({"type": "track", "event": "Product Viewed", "properties": {"productId": "slacks-01"}});
+        server.learn_message(&slacks, T0);
+        server.learn_message(&slacks, T0 + 1);
+        server.learn_message(&json!({"type": "identify", "traits": {"plan": "gold"}}), T0 + 2);
+        assert_eq!(e.audiences(&server, T0 + 3), ["slacks-browsers", "vip"]);
+        // The device knows nothing itself; the collector's answer puts it in
+        // both audiences (counts and traits merged, audiences joined).
+        let body = server.to_remote_json("u1", T0 + 3, Some("shop-1"), &["vip".to_owned()]);
+        let mut device = Profile::new(ProfileConfig::default());
+        assert_eq!(
+            ids(&e.decide("home", &DecideOptions { max: 3, ..opts(T0 + 4) }, &device).unwrap()),
+            ["home-welcome"]
+        );
+        device.set_remote(crate::profile::Remote::from_json(&body, "u1").unwrap(), T0 + 4);
+        let got = e.decide("home", &DecideOptions { max: 3, ..opts(T0 + 4) }, &device).unwrap();
+        assert_eq!(ids(&got), ["slacks-discount", "vip-perk"]);
     }
 
     #[test]

@@ -175,6 +175,11 @@ pub struct Identity {
     /// Namespace to value as sent: hashed where configured.
     pub ids: BTreeMap<String, String>,
     pub session: Option<Session>,
+    /// From `identify(..., {userToken})`: the site's or app's back end vouches
+    /// for the user id, so the collector serves the person's profile. Kept
+    /// with the user id (a restarted app syncs without a new sign-in) and
+    /// forgotten with it.
+    pub user_token: Option<String>,
 }
 
 impl PartialEq for Identity {
@@ -183,6 +188,7 @@ impl PartialEq for Identity {
             && self.user_id == other.user_id
             && self.ids == other.ids
             && self.session == other.session
+            && self.user_token == other.user_token
             && self.traits.len() == other.traits.len()
             && self
                 .traits
@@ -205,6 +211,8 @@ struct Stored<'a> {
     ids: Option<std::borrow::Cow<'a, BTreeMap<String, String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session: Option<Session>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_token: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What [`Identity::touch`] did to the session.
@@ -245,6 +253,7 @@ impl Identity {
     /// to rotate or remove.
     pub fn forget_person(&mut self) {
         self.user_id = None;
+        self.user_token = None;
         self.traits.clear();
         self.ids.clear();
         self.session = None;
@@ -257,6 +266,7 @@ impl Identity {
             traits: (!self.traits.is_empty()).then_some(std::borrow::Cow::Borrowed(&self.traits)),
             ids: (!self.ids.is_empty()).then_some(std::borrow::Cow::Borrowed(&self.ids)),
             session: self.session,
+            user_token: self.user_token.as_deref().map(Into::into),
         };
         serde_json::to_vec(&stored).unwrap_or_default()
     }
@@ -272,6 +282,7 @@ impl Identity {
         self.traits = s.traits.map(|t| t.into_owned()).unwrap_or_default();
         self.ids = s.ids.map(|t| t.into_owned()).unwrap_or_default();
         self.session = s.session;
+        self.user_token = s.user_token.map(|t| t.into_owned());
         Ok(())
     }
 }

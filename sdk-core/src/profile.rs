@@ -29,6 +29,20 @@
 //! and in each element of a `products` array (Segment's `Order Completed`),
 //! so `{"products": [{"productId": "slacks-01"}]}` counts for `slacks-01`.
 //! Values are compared as text: `42` and `"42"` are the same product.
+//!
+//! # The person's other devices
+//!
+//! After `identify` with a user token, the collector serves what it knows of
+//! the person from their other devices ([`Remote`], `GET /v1/profile`):
+//! counters in the same form as ours, computed with this very module
+//! ([`Profile::learn_message`]) over every device except the ones whose
+//! events this profile counted itself ([`Profile::devices`], sent as
+//! `exclude`), so nothing is counted twice. Conditions see the sum: counts
+//! add, first seen is the earlier, last seen the later; the collector's
+//! audiences join the ones evaluated here; the device's own traits win over
+//! the collector's. The remote part belongs to one user id and is dropped the
+//! moment another person identifies, the token is refused, or the history
+//! is forgotten.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -36,6 +50,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::client::{PAGE_EVENT, SCREEN_EVENT};
+use crate::decide::DISPLAYED_EVENT;
 use crate::logic::{Context, PropertyFilter, Window};
 use crate::time::Millis;
 
@@ -57,7 +73,27 @@ pub enum ProfileError {
     TooLarge { bytes: usize, limit: usize },
     #[error("traits would take {bytes} bytes, over the {limit}-byte limit; they were not changed")]
     TraitsTooLarge { bytes: usize, limit: usize },
+    #[error("the collector's profile is for user `{found}`, not for `{expected}`; it was refused")]
+    WrongUser { expected: String, found: String },
 }
+
+impl ProfileError {
+    /// A stable code for hosts on every platform.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProfileError::Corrupt(_) => "profile.corrupt",
+            ProfileError::UnknownVersion { .. } => "profile.version",
+            ProfileError::TooLarge { .. } => "profile.tooLarge",
+            ProfileError::TraitsTooLarge { .. } => "profile.traitsTooLarge",
+            ProfileError::WrongUser { .. } => "profile.wrongUser",
+        }
+    }
+}
+
+/// Device ids a profile remembers having counted events of (rotation adds one).
+const MAX_DEVICES: usize = 8;
+/// Largest collector profile taken, on the wire and stored.
+pub const MAX_REMOTE_BYTES: usize = 1024 * 1024;
 
 /// What the profile keeps; the defaults persist at most a few hundred KB.
 /// The client configuration's `profile` section.
@@ -189,6 +225,98 @@ struct Stored {
     i: BTreeMap<String, Counter>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     a: BTreeMap<String, Assignment>,
+    #[serde(default)]
+    d: Vec<String>,
+    #[serde(default)]
+    r: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// What the collector knows of the person from their other devices, as
+/// `GET /v1/profile` serves it (and as it is kept inside the stored profile).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Remote {
+    v: u64,
+    user_id: String,
+    /// The collector's clock when it answered.
+    at: Millis,
+    /// The rules revision its audiences were evaluated with.
+    #[serde(default)]
+    revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    traits: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    events: BTreeMap<String, EventHistory>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    impressions: BTreeMap<String, Counter>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    audiences: Vec<String>,
+    /// This device's clock when it arrived (not on the wire), so the next
+    /// refresh is planned on the device's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    synced: Option<Millis>,
+}
+
+impl Remote {
+    /// Parses a `GET /v1/profile` body, refusing it whole unless it is
+    /// about `expected_user` and every counter is consistent: a device never
+    /// takes another person's data, whatever a server or a proxy sends.
+    pub fn from_json(bytes: &[u8], expected_user: &str) -> Result<Remote, ProfileError> {
+        if bytes.len() > MAX_REMOTE_BYTES {
+            return Err(ProfileError::TooLarge { bytes: bytes.len(), limit: MAX_REMOTE_BYTES });
+        }
+        let r: Remote = serde_json::from_slice(bytes).map_err(|e| ProfileError::Corrupt(e.to_string()))?;
+        if r.v != VERSION {
+            return Err(ProfileError::UnknownVersion { found: r.v });
+        }
+        if r.user_id != expected_user {
+            return Err(ProfileError::WrongUser { expected: expected_user.to_owned(), found: r.user_id });
+        }
+        if !counters_valid(&r.events, &r.impressions) {
+            return Err(ProfileError::Corrupt("a counter is inconsistent".into()));
+        }
+        Ok(Remote { synced: None, ..r })
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    pub fn revision(&self) -> Option<&str> {
+        self.revision.as_deref()
+    }
+
+    /// When this device received it.
+    pub fn synced(&self) -> Option<Millis> {
+        self.synced
+    }
+
+    fn counter(&self, event: &str, filter: Option<PropertyFilter<'_>>) -> Option<&Counter> {
+        history_counter(&self.events, event, filter)
+    }
+}
+
+fn counters_valid(events: &BTreeMap<String, EventHistory>, impressions: &BTreeMap<String, Counter>) -> bool {
+    impressions.values().all(Counter::valid)
+        && events
+            .values()
+            .all(|h| h.all.valid() && h.by.values().flat_map(BTreeMap::values).all(Counter::valid))
+}
+
+fn history_counter<'a>(
+    events: &'a BTreeMap<String, EventHistory>,
+    event: &str,
+    filter: Option<PropertyFilter<'_>>,
+) -> Option<&'a Counter> {
+    let h = events.get(event)?;
+    match filter {
+        None => Some(&h.all),
+        Some(f) => h.by.get(f.property)?.get(value_key(f.value)?.as_ref()),
+    }
 }
 
 /// A remembered experiment variant and when it was assigned, so a variant
@@ -203,6 +331,10 @@ pub struct Profile {
     events: BTreeMap<String, EventHistory>,
     impressions: BTreeMap<String, Counter>,
     assignments: BTreeMap<String, Assignment>,
+    /// Device ids whose events were counted here, newest last: the collector
+    /// leaves them out of what it serves back.
+    devices: Vec<String>,
+    remote: Option<Remote>,
     values: usize,
     /// Set by every change, so the binding rewrites the stored copy only when needed.
     changed: bool,
@@ -237,6 +369,126 @@ impl Profile {
             && self.events.is_empty()
             && self.impressions.is_empty()
             && self.assignments.is_empty()
+            && self.remote.is_none()
+    }
+
+    /// The traits conditions see: the collector's, overridden by this device's.
+    pub fn merged_traits(&self) -> Cow<'_, Map<String, Value>> {
+        match &self.remote {
+            Some(r) if !r.traits.is_empty() => {
+                let mut m = r.traits.clone();
+                m.extend(self.traits.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Cow::Owned(m)
+            }
+            _ => Cow::Borrowed(&self.traits),
+        }
+    }
+
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+
+    /// Takes what the collector served (already checked by [`Remote::from_json`]).
+    pub fn set_remote(&mut self, mut remote: Remote, now: Millis) {
+        remote.synced = Some(now);
+        self.remote = Some(remote);
+        self.changed = true;
+    }
+
+    /// Drops the collector's part: another person, a refused token.
+    pub fn clear_remote(&mut self) {
+        if self.remote.take().is_some() {
+            self.changed = true;
+        }
+    }
+
+    /// Device ids whose events this profile counted (the `exclude` of a sync).
+    pub fn devices(&self) -> &[String] {
+        &self.devices
+    }
+
+    /// Notes that events of `device_id` are counted here from now on.
+    pub fn counted_device(&mut self, device_id: &str) {
+        if self.devices.last().is_some_and(|d| d == device_id) {
+            return;
+        }
+        self.devices.retain(|d| d != device_id);
+        if self.devices.len() >= MAX_DEVICES {
+            self.devices.remove(0);
+        }
+        self.devices.push(device_id.to_owned());
+        self.changed = true;
+    }
+
+    /// Counts one Segment-spec message as the on-device client counts the
+    /// call that made it: the collector replays a person's messages through
+    /// this, so both sides compute history the same way.
+    pub fn learn_message(&mut self, message: &Value, now: Millis) {
+        let props = message.get("properties").filter(|p| p.is_object()).unwrap_or(&Value::Null);
+        let name = message.get("name").and_then(Value::as_str);
+        let with_name = |event: &str, this: &mut Profile| match name {
+            Some(n) => {
+                let mut p = props.as_object().cloned().unwrap_or_default();
+                p.insert("name".into(), n.into());
+                this.record(event, &Value::Object(p), now);
+            }
+            None => this.record(event, props, now),
+        };
+        match message.get("type").and_then(Value::as_str) {
+            Some("track") => {
+                let Some(event) = message.get("event").and_then(Value::as_str) else { return };
+                self.record(event, props, now);
+                let is_default = props.get("isDefault").and_then(Value::as_bool).unwrap_or(false);
+                if let (true, false, Some(offer)) =
+                    (event == DISPLAYED_EVENT, is_default, props.get("offerId").and_then(Value::as_str))
+                {
+                    self.record_impression(offer, now);
+                }
+            }
+            Some("page") => with_name(PAGE_EVENT, self),
+            Some("screen") => with_name(SCREEN_EVENT, self),
+            Some("identify") => {
+                if let Some(t) = message.get("traits").and_then(Value::as_object) {
+                    // Too large: the previous traits stay, as on the device.
+                    let _ = self.set_traits(t);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The body of `GET /v1/profile`: this profile's traits, counters and
+    /// impressions for `user_id`, with the audiences evaluated on it.
+    pub fn to_remote_json(
+        &self,
+        user_id: &str,
+        at: Millis,
+        revision: Option<&str>,
+        audiences: &[String],
+    ) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Out<'a> {
+            v: u64,
+            user_id: &'a str,
+            at: Millis,
+            revision: Option<&'a str>,
+            traits: &'a Map<String, Value>,
+            events: &'a BTreeMap<String, EventHistory>,
+            impressions: &'a BTreeMap<String, Counter>,
+            audiences: &'a [String],
+        }
+        let out = Out {
+            v: VERSION,
+            user_id,
+            at,
+            revision,
+            traits: &self.traits,
+            events: &self.events,
+            impressions: &self.impressions,
+            audiences,
+        };
+        serde_json::to_vec(&out).unwrap_or_default()
     }
 
     /// Forgets everything: `personalization` consent was denied or the person reset.
@@ -245,6 +497,8 @@ impl Profile {
         self.events.clear();
         self.impressions.clear();
         self.assignments.clear();
+        self.devices.clear();
+        self.remote = None;
         self.values = 0;
         self.changed = true;
     }
@@ -358,34 +612,36 @@ impl Profile {
         std::mem::take(&mut self.changed)
     }
 
-    /// Impressions of an offer in a window ending at `now`.
+    /// Impressions of an offer in a window ending at `now`, on every device.
     pub fn impressions(&self, offer_id: &str, window: Window, now: Millis) -> u64 {
-        self.impressions.get(offer_id).map_or(0, |c| c.count(window, now))
+        let remote = self.remote.as_ref().and_then(|r| r.impressions.get(offer_id));
+        [self.impressions.get(offer_id), remote].into_iter().flatten().map(|c| c.count(window, now)).sum()
     }
 
-    fn counter(&self, event: &str, filter: Option<PropertyFilter<'_>>) -> Option<&Counter> {
-        let h = self.events.get(event)?;
-        match filter {
-            None => Some(&h.all),
-            Some(f) => h.by.get(f.property)?.get(value_key(f.value)?.as_ref()),
-        }
+    /// This device's counter and the collector's.
+    fn counters(&self, event: &str, filter: Option<PropertyFilter<'_>>) -> [Option<&Counter>; 2] {
+        [
+            history_counter(&self.events, event, filter),
+            self.remote.as_ref().and_then(|r| r.counter(event, filter)),
+        ]
     }
 
+    /// Events in a window ending at `now`, on every device.
     pub fn count(&self, event: &str, window: Window, filter: Option<PropertyFilter<'_>>, now: Millis) -> u64 {
-        self.counter(event, filter).map_or(0, |c| c.count(window, now))
+        self.counters(event, filter).into_iter().flatten().map(|c| c.count(window, now)).sum()
     }
 
     pub fn first_seen(&self, event: &str, filter: Option<PropertyFilter<'_>>) -> Option<Millis> {
-        self.counter(event, filter).map(|c| c.1)
+        self.counters(event, filter).into_iter().flatten().map(|c| c.1).min()
     }
 
     pub fn last_seen(&self, event: &str, filter: Option<PropertyFilter<'_>>) -> Option<Millis> {
-        self.counter(event, filter).map(|c| c.2)
+        self.counters(event, filter).into_iter().flatten().map(|c| c.2).max()
     }
 
     /// Compact versioned JSON: `{"v":1,"t":{traits},"e":{event:{"c":counter,
     /// "p":{property:{value:counter}}}},"i":{offer:counter},"a":{experiment:[variant,
-    /// assigned]}}`, a counter being `[count, first, last, [[hour, n]...], [[day, n]...]]`.
+    /// assigned]},"d":[device ids],"r":{collector's part, as served plus "synced"}}`, a counter being `[count, first, last, [[hour, n]...], [[day, n]...]]`.
     pub fn to_bytes(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -398,9 +654,20 @@ impl Profile {
             i: &'a BTreeMap<String, Counter>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             a: &'a BTreeMap<String, Assignment>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            d: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            r: Option<&'a Remote>,
         }
-        let out =
-            Out { v: VERSION, t: &self.traits, e: &self.events, i: &self.impressions, a: &self.assignments };
+        let out = Out {
+            v: VERSION,
+            t: &self.traits,
+            e: &self.events,
+            i: &self.impressions,
+            a: &self.assignments,
+            d: &self.devices,
+            r: self.remote.as_ref(),
+        };
         serde_json::to_vec(&out).unwrap_or_default()
     }
 
@@ -428,18 +695,25 @@ impl Profile {
         if stored.v != VERSION {
             return Err(ProfileError::UnknownVersion { found: stored.v });
         }
-        let all_valid = stored.i.values().all(Counter::valid)
-            && stored
-                .e
-                .values()
-                .all(|h| h.all.valid() && h.by.values().flat_map(BTreeMap::values).all(Counter::valid));
-        if !all_valid {
+        if !counters_valid(&stored.e, &stored.i) {
             return Err(ProfileError::Corrupt("a counter is inconsistent".into()));
         }
+        // The collector's part is checked like a fresh answer; one that no
+        // longer reads is dropped alone, the device's own history stays.
+        let remote = stored.r.as_ref().and_then(|raw| {
+            let r: Remote = serde_json::from_str(raw.get()).ok()?;
+            let synced = r.synced;
+            let checked = Remote::from_json(raw.get().as_bytes(), &r.user_id).ok()?;
+            Some(Remote { synced, ..checked })
+        });
         let mut p = Profile::new(config);
         p.events = stored.e;
         p.impressions = stored.i;
         p.assignments = stored.a;
+        p.devices = stored.d;
+        let extra = p.devices.len().saturating_sub(MAX_DEVICES);
+        p.devices.drain(..extra);
+        p.remote = remote;
         p.values = p.events.values().map(|h| h.by.values().map(BTreeMap::len).sum::<usize>()).sum();
         if p.set_traits(&stored.t).is_err() {
             p.traits = Map::new();
@@ -644,6 +918,103 @@ mod tests {
         assert!(Profile::from_bytes(br#"{"v":1}"#, ProfileConfig::default()).unwrap().events.is_empty());
         p.clear();
         assert_eq!(p.to_bytes(), br#"{"v":1}"#);
+    }
+
+    #[test]
+    fn learns_messages_like_the_client() {
+        use crate::{Client, Config};
+        let cfg = r#"{"endpoint":"https://c.test","writeKey":"k","rules":{},
+            "profile":{"properties":["productId","name","path","offerId"]}}"#;
+        let mut c = Client::new(Config::from_json(cfg).unwrap(), T0, [1; 16]).unwrap();
+        c.track("Product Viewed", Some(r#"{"productId":"slacks-01"}"#), T0, [2; 16]).unwrap();
+        c.page(Some("Sale"), Some(r#"{"path":"/sale"}"#), T0 + 1, [3; 16]).unwrap();
+        c.screen("Cart", None, T0 + 2, [4; 16]).unwrap();
+        c.identify(Some("u1"), Some(r#"{"plan":"gold"}"#), None, None, T0 + 3, [5; 16]).unwrap();
+        let offer = r#"{"decisionId":"d","placement":"home","offerId":"o1","isDefault":false}"#;
+        c.displayed(offer, T0 + 4, [6; 16]).unwrap();
+        let mut replayed = Profile::new(c.profile().config().clone());
+        let NextUploadBody(events) = uploaded(&mut c, T0 + 5);
+        for m in &events {
+            let at = if m["type"] == "identify" { T0 + 3 } else { T0 };
+            replayed.learn_message(m, at.max(T0));
+        }
+        for (e, f) in [
+            ("Product Viewed", None),
+            ("Page Viewed", Some(("name", json!("Sale")))),
+            ("Page Viewed", Some(("path", json!("/sale")))),
+            ("Screen Viewed", Some(("name", json!("Cart")))),
+            ("Offer Displayed", Some(("offerId", json!("o1")))),
+        ] {
+            let filter = f.as_ref().map(|(p, v)| PropertyFilter { property: p, value: v });
+            assert_eq!(replayed.count(e, Window::Lifetime, filter, T0 + 5), 1, "{e} {f:?}");
+            assert_eq!(c.profile().count(e, Window::Lifetime, filter, T0 + 5), 1, "{e} {f:?}");
+        }
+        assert_eq!(replayed.impressions("o1", Window::Day, T0 + 5), 1);
+        assert_eq!(replayed.traits(), c.profile().traits());
+    }
+
+    struct NextUploadBody(Vec<Value>);
+
+    fn uploaded(c: &mut crate::Client, now: Millis) -> NextUploadBody {
+        c.flush();
+        let crate::NextUpload::Upload(u) = c.next_upload(now) else { panic!("no upload") };
+        let body: Value = serde_json::from_slice(&u.body).unwrap();
+        NextUploadBody(body["batch"].as_array().unwrap().clone())
+    }
+
+    #[test]
+    fn remote_part_adds_to_local_counts() {
+        let mut server = Profile::default();
+        let slacks = json!({"productId": "slacks-01"});
+        server.learn_message(
+            &json!({"type": "track", "event": "Product Viewed", "properties": slacks}),
+            T0 - DAY,
+        );
+        server.learn_message(
+            &json!({"type": "track", "event": "Order Completed",
+            "properties": {"products": [{"productId": "slacks-01"}]}}),
+            T0 - HOUR,
+        );
+        server.learn_message(&json!({"type": "identify", "traits": {"plan": "gold", "city": "Bonn"}}), T0);
+        let body = server.to_remote_json("u1", T0, Some("r1"), &["buyers".to_owned()]);
+        assert!(matches!(Remote::from_json(&body, "u2"), Err(ProfileError::WrongUser { .. })));
+        let remote = Remote::from_json(&body, "u1").unwrap();
+        assert_eq!((remote.audiences(), remote.revision()), (&["buyers".to_owned()][..], Some("r1")));
+
+        let mut p = Profile::default();
+        p.record("Product Viewed", &slacks, T0);
+        p.set_traits(json!({"city": "Köln"}).as_object().unwrap()).unwrap();
+        p.counted_device("d1");
+        p.set_remote(remote, T0 + 5);
+        let s = json!("slacks-01");
+        let f = Some(PropertyFilter { property: "productId", value: &s });
+        assert_eq!(p.count("Product Viewed", Window::Week, f, T0), 2);
+        assert_eq!(p.count("Product Viewed", Window::Hour, f, T0), 1);
+        assert_eq!(p.count("Order Completed", Window::Lifetime, f, T0), 1);
+        assert_eq!(p.first_seen("Product Viewed", None), Some(T0 - DAY));
+        assert_eq!(p.last_seen("Product Viewed", None), Some(T0));
+        assert_eq!(*p.merged_traits(), *json!({"plan": "gold", "city": "Köln"}).as_object().unwrap());
+        // Stored and restored with it, and the device list too.
+        let q = Profile::from_bytes(&p.to_bytes(), ProfileConfig::default()).unwrap();
+        assert_eq!(q, Profile { changed: false, ..p.clone() });
+        assert_eq!(q.remote().and_then(Remote::synced), Some(T0 + 5));
+        assert_eq!(q.devices(), ["d1"]);
+        // Another person: the collector's part goes, the device's stays.
+        p.clear_remote();
+        assert_eq!(p.count("Order Completed", Window::Lifetime, None, T0), 0);
+        assert_eq!(p.count("Product Viewed", Window::Lifetime, None, T0), 1);
+        // A corrupt answer is refused whole.
+        let bad = br#"{"v":1,"userId":"u1","at":1,"events":{"e":{"c":[0,1,1,[],[]]}}}"#;
+        assert!(matches!(Remote::from_json(bad, "u1"), Err(ProfileError::Corrupt(_))));
+        assert!(matches!(
+            Remote::from_json(br#"{"v":2,"userId":"u1","at":1}"#, "u1"),
+            Err(ProfileError::UnknownVersion { found: 2 })
+        ));
+        for i in 0..10 {
+            p.counted_device(&format!("d{i}"));
+        }
+        assert_eq!(p.devices().len(), MAX_DEVICES);
+        assert_eq!(p.devices().last().map(String::as_str), Some("d9"));
     }
 
     #[test]

@@ -690,7 +690,7 @@ impl Sim {
                 }
                 let ids = (!ids.is_empty()).then(|| format!("{{{}}}", ids.join(",")));
                 let r = self.random();
-                if let Ok(id) = self.client.identify(user, traits.as_deref(), ids.as_deref(), now, r) {
+                if let Ok(id) = self.client.identify(user, traits.as_deref(), ids.as_deref(), None, now, r) {
                     self.collected(id, "identify", self.user_id());
                 }
             }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sdk_core::{
     Client, Config, ConsentError, DecideRequest, EventError, Millis, NextUpload, Notice, Outcome, Persist,
-    RulesFetch, RulesResponse, Store, Transport,
+    ProfileResponse, RulesFetch, RulesResponse, Store, Transport,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -202,6 +202,8 @@ impl Run {
                 Notice::ConsentChanged { .. } => "consentChanged",
                 Notice::RulesLoaded { .. } => "rulesLoaded",
                 Notice::RulesRejected { .. } => "rulesRejected",
+                Notice::ProfileSynced { .. } => "profileSynced",
+                Notice::ProfileSyncRefused { .. } => "profileSyncRefused",
             };
             self.transcript.push(format!("{} notice {name}", self.step));
             self.notices.push(name.into());
@@ -328,7 +330,15 @@ impl Run {
                         let user = o.opt_str("userId")?;
                         let traits = o.opt_str("traits")?;
                         let ids = o.opt_str("ids")?;
-                        self.client.identify(user.as_deref(), traits.as_deref(), ids.as_deref(), now, random)
+                        let token = o.opt_str("userToken")?;
+                        self.client.identify(
+                            user.as_deref(),
+                            traits.as_deref(),
+                            ids.as_deref(),
+                            token.as_deref(),
+                            now,
+                            random,
+                        )
                     }
                     _ => {
                         let user = o.req_str("userId")?;
@@ -545,6 +555,63 @@ impl Run {
                     Err(e) => got_error = Some(e.kind().to_owned()),
                 }
             }
+            "profileFetch" => {
+                let want = o.take("expect").ok_or("profileFetch: \"expect\" is required")?;
+                let reply = o.take("reply");
+                let Some(fetch) = self.client.next_profile_fetch(self.now) else {
+                    self.transcript.push(format!("{} profileFetch none", self.step));
+                    if want != Value::Null {
+                        return Err(format!("profileFetch: expected {want}, no request was due"));
+                    }
+                    if reply.is_some() {
+                        return Err("profileFetch: \"reply\" given but no request was due".into());
+                    }
+                    return self.finish_step(o, &op, expect_error, None);
+                };
+                self.transcript.push(format!("{} profileFetch {} {}", self.step, fetch.url, fetch.token));
+                if want == Value::Null {
+                    return Err(format!("profileFetch: expected none, got a request for {}", fetch.url));
+                }
+                let mut w = Obj::new(want, "profileFetch expect")?;
+                let device = self.client.identity_view().device_id.unwrap_or_default().to_owned();
+                let mut fields = Map::new();
+                if let Some(u) = w.take("url") {
+                    let u = u.as_str().ok_or("profileFetch: \"url\" must be a string")?;
+                    fields.insert("url".into(), Value::String(u.replace("{deviceId}", &device)));
+                }
+                if let Some(t) = w.take("token") {
+                    fields.insert("token".into(), t);
+                }
+                w.done()?;
+                let doc = serde_json::json!({"url": fetch.url, "token": fetch.token});
+                self.match_fields("profileFetch", &doc, Value::Object(fields))?;
+                let mut r =
+                    Obj::new(reply.ok_or("profileFetch: \"reply\" is required")?, "profileFetch reply")?;
+                let network = r.opt_bool("network")?.unwrap_or(false);
+                let status = r.opt_u64("status")?;
+                let body = match r.take("profile") {
+                    None => None,
+                    Some(Value::String(s)) => Some(s),
+                    Some(v @ Value::Object(_)) => Some(v.to_string()),
+                    Some(_) => return Err("profileFetch: \"profile\" must be an object or a string".into()),
+                };
+                let jitter =
+                    u32::try_from(r.opt_u64("jitter")?.unwrap_or(0)).map_err(|_| "jitter: 32 bits")?;
+                r.done()?;
+                let status = match (network, status) {
+                    (true, None) => None,
+                    (false, Some(s)) => Some(u16::try_from(s).map_err(|_| "bad status")?),
+                    _ => return Err("profileFetch: a reply is a status or a network error".into()),
+                };
+                let response = match (status, body.as_deref()) {
+                    (Some(200), Some(b)) => ProfileResponse::Body { bytes: b.as_bytes() },
+                    (status, _) => ProfileResponse::Failed { status },
+                };
+                if let Err(e) = self.client.profile_fetched(fetch.id, response, self.now, jitter) {
+                    got_error = Some(e.kind().to_owned());
+                }
+            }
+            "refreshProfile" => self.client.refresh_profile(),
             "flush" => self.client.flush(),
             "networkAvailable" => self.client.network_available(),
             "advance" => {

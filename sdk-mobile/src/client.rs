@@ -54,6 +54,16 @@ pub enum Notice {
         kind: String,
         message: String,
     },
+    /// The collector's profile of the person (their other devices) arrived
+    /// and `decide` uses it; `audiences` are the collector's.
+    ProfileSynced {
+        audiences: Vec<String>,
+    },
+    /// The collector refused the user token: decisions use this device's
+    /// history only until `identify` brings a new token.
+    ProfileSyncRefused {
+        status: u16,
+    },
 }
 
 /// One offer to show in a placement, as `decide` chose it. Hand it back
@@ -265,6 +275,8 @@ impl Inner {
                 CoreNotice::RulesRejected { kind, message } => {
                     Notice::RulesRejected { kind: kind.to_owned(), message }
                 }
+                CoreNotice::ProfileSynced { audiences } => Notice::ProfileSynced { audiences },
+                CoreNotice::ProfileSyncRefused { status } => Notice::ProfileSyncRefused { status },
             });
         }
     }
@@ -490,7 +502,7 @@ impl Client {
         ids_json: Option<String>,
     ) -> Result<String, ThreadlineError> {
         self.with(|i, now, r| {
-            i.core.identify(user_id.as_deref(), traits_json.as_deref(), ids_json.as_deref(), now, r)
+            i.core.identify(user_id.as_deref(), traits_json.as_deref(), ids_json.as_deref(), None, now, r)
         })
         .map_err(Into::into)
     }

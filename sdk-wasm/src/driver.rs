@@ -347,6 +347,13 @@ impl Driver {
                     let message = serde_json::to_string(&message).unwrap_or_default();
                     ("rulesError", format!(r#"{{"kind":"{kind}","message":{message}}}"#))
                 }
+                Notice::ProfileSynced { audiences } => {
+                    let audiences = serde_json::to_string(&audiences).unwrap_or_default();
+                    ("profileSync", format!(r#"{{"audiences":{audiences}}}"#))
+                }
+                Notice::ProfileSyncRefused { status } => {
+                    ("profileSyncRefused", format!(r#"{{"status":{status}}}"#))
+                }
             });
         }
         if !listening {

@@ -114,7 +114,7 @@ impl Threadline {
     ) -> Result<String, JsValue> {
         self.change(|d, now, random| {
             d.core
-                .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), now, random)
+                .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), None, now, random)
                 .map_err(event_error)
         })
     }

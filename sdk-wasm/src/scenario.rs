@@ -248,7 +248,7 @@ impl ScenarioCore {
         let (now, random) = (millis(now)?, random16(random)?);
         Ok(self
             .client
-            .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), now, random)
+            .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), None, now, random)
             .map_err(HarnessError::Event)?)
     }
 
@@ -464,6 +464,8 @@ impl ScenarioCore {
                     Notice::ConsentChanged { .. } => "consentChanged",
                     Notice::RulesLoaded { .. } => "rulesLoaded",
                     Notice::RulesRejected { .. } => "rulesRejected",
+                    Notice::ProfileSynced { .. } => "profileSynced",
+                    Notice::ProfileSyncRefused { .. } => "profileSyncRefused",
                 })
             })
             .collect()

@@ -36,7 +36,7 @@ fn pending_holds_in_memory_creates_nothing_and_stores_nothing() {
     let mut c = Client::new(config(r#""pending""#), T0, rnd(1)).unwrap();
     let a = c.track("A", None, T0, rnd(2)).unwrap();
     let b = c.page(None, None, T0 + 1, rnd(3)).unwrap();
-    c.identify(Some("u1"), None, Some(r#"{"email":"Jane@Example.com"}"#), T0 + 2, rnd(4)).unwrap();
+    c.identify(Some("u1"), None, Some(r#"{"email":"Jane@Example.com"}"#), None, T0 + 2, rnd(4)).unwrap();
     assert_eq!(c.identity_view().device_id, None, "no identifier before consent");
     assert_eq!(c.next_upload(T0 + 10_000), NextUpload::Idle);
     assert_eq!(c.next_beacon(T0 + 10_000, 65_536), None);
@@ -83,7 +83,7 @@ fn held_events_are_bounded_and_overflow_is_counted() {
 #[test]
 fn denial_drops_everything_deletes_storage_and_sends_nothing_after() {
     let mut c = Client::new(config(r#""granted""#), T0, rnd(1)).unwrap();
-    c.identify(Some("u1"), Some(r#"{"plan":"pro"}"#), Some(r#"{"crmId":"C1"}"#), T0, rnd(2)).unwrap();
+    c.identify(Some("u1"), Some(r#"{"plan":"pro"}"#), Some(r#"{"crmId":"C1"}"#), None, T0, rnd(2)).unwrap();
     for i in 0..5 {
         c.track("E", None, T0, rnd(10 + i)).unwrap();
     }
@@ -123,7 +123,7 @@ fn denial_can_send_one_anonymous_record_when_configured() {
     let mut cfg = config(r#""pending""#);
     cfg.consent.send_denial = true;
     let mut c = Client::new(cfg, T0, rnd(1)).unwrap();
-    c.identify(Some("u1"), None, None, T0, rnd(2)).unwrap();
+    c.identify(Some("u1"), None, None, None, T0, rnd(2)).unwrap();
     c.set_consent(r#"{"analytics":"denied","advertising":"denied"}"#, T0, rnd(3)).unwrap();
     let sent = drain(&mut c, T0);
     assert_eq!(sent.len(), 1);
@@ -288,6 +288,7 @@ fn identify_hashes_ids_and_reset_forgets_the_person() {
         Some("u-42"),
         Some(r#"{"plan":"gold"}"#),
         Some(r#"{"email":" Jane.Doe@Example.com ","phone":"+44 20 7946 0958","crmId":"C-7"}"#),
+        None,
         T0,
         rnd(2),
     )
@@ -322,11 +323,11 @@ fn identify_hashes_ids_and_reset_forgets_the_person() {
 
     // A bad id is a typed error and changes nothing.
     assert!(matches!(
-        c.identify(Some("u-9"), None, Some(r#"{"email":"nope"}"#), T0, rnd(6)),
+        c.identify(Some("u-9"), None, Some(r#"{"email":"nope"}"#), None, T0, rnd(6)),
         Err(EventError::Identity(crate::identity::IdentityError::BadEmail(_)))
     ));
     assert!(c.identity_view().user_id.is_none());
-    assert!(matches!(c.identify(None, None, None, T0, rnd(7)), Err(EventError::Empty { .. })));
+    assert!(matches!(c.identify(None, None, None, None, T0, rnd(7)), Err(EventError::Empty { .. })));
 }
 
 #[test]

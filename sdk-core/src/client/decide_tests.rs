@@ -117,7 +117,7 @@ fn denying_personalization_deletes_the_profile_in_memory_and_storage() {
     let mut store = BTreeMap::new();
     view_slacks(&mut c, T0);
     view_slacks(&mut c, T0 + 1);
-    c.identify(Some("u1"), Some(r#"{"plan":"gold"}"#), None, T0 + 2, [7; 16]).unwrap();
+    c.identify(Some("u1"), Some(r#"{"plan":"gold"}"#), None, None, T0 + 2, [7; 16]).unwrap();
     persist(&mut c, T0 + 3, &mut store);
     assert!(store.contains_key("profile") && store.contains_key("rules"));
     assert_eq!(c.profile().traits().get("plan"), Some(&serde_json::json!("gold")));

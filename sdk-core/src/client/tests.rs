@@ -409,7 +409,7 @@ fn bad_events_are_refused_and_never_queued() {
     assert!(matches!(c.track("E", Some(&deep), T0, rnd(1)), Err(EventError::TooDeep { depth: 11, .. })));
     let huge = format!(r#"{{"b":"{}"}}"#, "x".repeat(40_000));
     assert!(matches!(c.track("E", Some(&huge), T0, rnd(1)), Err(EventError::TooLarge { .. })));
-    assert!(matches!(c.identify(Some(" "), None, None, T0, rnd(1)), Err(EventError::Empty { .. })));
+    assert!(matches!(c.identify(Some(" "), None, None, None, T0, rnd(1)), Err(EventError::Empty { .. })));
     let s = c.stats();
     assert_eq!((s.rejected, s.accepted, s.queued), (6, 0, 0));
     assert_eq!(c.identity().user_id, None);
@@ -430,7 +430,7 @@ fn identify_and_page_shape_later_events() {
         timezone: Some("Europe/London".into()),
         user_agent: Some("UA".into()),
     });
-    c.identify(Some("user-1"), Some(r#"{"email":"a@example.com"}"#), None, T0, rnd(1)).unwrap();
+    c.identify(Some("user-1"), Some(r#"{"email":"a@example.com"}"#), None, None, T0, rnd(1)).unwrap();
     c.page(None, Some(r#"{"title":"Override","extra":1}"#), T0, rnd(2)).unwrap();
     c.track("Order Completed", Some(r#"{"total":10}"#), T0, rnd(3)).unwrap();
     assert_eq!(c.identity().user_id.as_deref(), Some("user-1"));
@@ -522,7 +522,8 @@ fn sent(c: &mut Client, now: Millis) -> Vec<serde_json::Value> {
 #[test]
 fn identify_while_denied_keeps_nothing_of_the_person() {
     let mut c = Client::new(consent_config(Choice::Denied), T0, rnd(1)).unwrap();
-    c.identify(Some("u-1"), Some(r#"{"plan":"pro"}"#), Some(r#"{"email":"a@b.co"}"#), T0, rnd(2)).unwrap();
+    c.identify(Some("u-1"), Some(r#"{"plan":"pro"}"#), Some(r#"{"email":"a@b.co"}"#), None, T0, rnd(2))
+        .unwrap();
     let v = c.identity_view();
     assert!(v.user_id.is_none() && v.traits.is_empty() && v.ids.is_empty());
     assert_eq!(c.stats().dropped_consent, 1);
@@ -555,7 +556,7 @@ fn held_events_of_a_person_who_left_do_not_get_the_next_device_id() {
 #[test]
 fn a_device_id_dropped_while_pending_takes_the_stored_records_with_it() {
     let mut c = Client::new(consent_config(Choice::Granted), T0, rnd(1)).unwrap();
-    c.identify(Some("u-1"), None, Some(r#"{"email":"a@b.co"}"#), T0, rnd(2)).unwrap();
+    c.identify(Some("u-1"), None, Some(r#"{"email":"a@b.co"}"#), None, T0, rnd(2)).unwrap();
     let p = c.take_persist(T0, true);
     assert!(matches!((&p.identity, &p.queue), (Some(Store::Write(_)), Some(Store::Write(_)))));
     c.set_consent(r#"{"analytics":"pending"}"#, T0, rnd(3)).unwrap();
