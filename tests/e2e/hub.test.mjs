@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { launch } from '../lib/browser.mjs';
@@ -18,7 +18,10 @@ const WRITE_KEY = 'demo-write-key';
 const EMAIL = 'shopper@example.com';
 const EMAIL_HASH = createHash('sha256').update(EMAIL).digest('hex');
 const USER = 'u-shopper';
-const T0 = Date.parse('2026-11-20T10:00:00.000Z');
+// Two days ago, on a whole hour: inside the artifact's 30-day windows whenever the test runs.
+const T0 = Math.floor((Date.now() - 2 * 86_400_000) / 3_600_000) * 3_600_000;
+const RULES = join(ROOT, 'tests', 'artifacts', 'shop.json');
+const REVISION = JSON.parse(readFileSync(RULES, 'utf8')).revision;
 const XSS = '<img src=x onerror="window.pwned=1">';
 
 const ANDROID = {
@@ -67,7 +70,8 @@ const WEB_MESSAGES = [
   message(WEB, 3, 'page', { name: 'Home', properties: { path: '/' } }),
   message(WEB, 60, 'identify', { userId: USER, traits: { plan: 'gold' } }),
   message(WEB, 61, 'track', { userId: USER, event: 'Offer Displayed', properties: offer('welcome-5', 'banner', { isDefault: false }) }),
-  message(WEB, 62, 'track', { userId: USER, event: 'Product Viewed', properties: { productId: 'shirt-02' } }),
+  // Personalization is denied on the web: this second view of the slacks never counts.
+  message(WEB, 62, 'track', { userId: USER, event: 'Product Viewed', properties: { productId: 'slacks-01' } }),
 ];
 /** Every message in timestamp order: the timeline the hub must show, oldest first. */
 const ALL = [...ANDROID_MESSAGES, ...WEB_MESSAGES].sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
@@ -88,9 +92,9 @@ function checkBinary() {
 }
 
 /** A collector (with `options`) and a Chromium page with its errors collected. */
-async function setupHub(t, options) {
+async function setupHub(t, { args = [], ...options } = {}) {
   checkBinary();
-  const collector = await startCollector([], options);
+  const collector = await startCollector(args, options);
   let browser;
   t.after(async () => {
     try {
@@ -122,7 +126,7 @@ async function search(page, q) {
 }
 
 test('the hub finds one person across web and Android, shows one timeline, and erases her', { timeout: 120000 }, async (t) => {
-  const { collector, page } = await setupHub(t, { adminToken: TOKEN });
+  const { collector, page } = await setupHub(t, { adminToken: TOKEN, args: ['--profile-rules', RULES] });
   // Web first: the order received is not the order of the timeline.
   await postBatch(collector.url, WEB_MESSAGES);
   await postBatch(collector.url, ANDROID_MESSAGES);
@@ -227,6 +231,14 @@ test('the hub finds one person across web and Android, shows one timeline, and e
   assert.equal(cell, XSS);
   assert.equal(await page.evaluate(() => window.pwned), undefined);
   assert.equal(await page.$$eval('#person img', (imgs) => imgs.length), 0);
+
+  // Audiences of the rules artifact, evaluated on what she consented to (the app's events):
+  // a recent buyer (Order Completed) and a VIP (plan gold), but not a slacks browser (two
+  // views), since the second view was on the web, where personalization is denied.
+  const audiences = await page.$$eval('#person .chip', (chips) => chips.map((c) => c.textContent));
+  t.diagnostic(`audiences: ${JSON.stringify(audiences)}`);
+  assert.deepEqual([...audiences].sort(), ['recent-buyers', 'vip']);
+  assert.match(await page.textContent('#person'), new RegExp(`Rules revision ${REVISION}`));
 
   // One timeline across devices: newest first by default, oldest first on request.
   const timeline = () => page.$$eval('#timeline li', (list) => list.map((li) => ({
