@@ -16,10 +16,13 @@ function binary() {
 
 /**
  * @param {string[]} args extra flags, e.g. ['--fail-rate', '0.3']
+ * @param {{adminToken?: string}} [options] `adminToken` starts it with `--admin-token`; the
+ *   helpers below then send it, and `admin(path, init)` calls any admin route with it.
  * @returns {Promise<{url: string, stats: () => Promise<any>, events: (q?: string) => Promise<any[]>,
- *   faults: (f: object) => Promise<any>, stop: () => Promise<void>}>}
+ *   faults: (f: object) => Promise<any>, admin: (path: string, init?: RequestInit) => Promise<any>, stop: () => Promise<void>}>}
  */
-export async function startCollector(args = []) {
+export async function startCollector(args = [], { adminToken } = {}) {
+  if (adminToken) args = [...args, '--admin-token', adminToken];
   const dir = mkdtempSync(join(tmpdir(), 'threadline-collector-'));
   const child = spawn(
     binary(),
@@ -41,8 +44,9 @@ export async function startCollector(args = []) {
     });
     child.on('exit', (code) => reject(new Error(`collector exited (${code}): ${stderr}`)));
   });
-  const json = async (path, init) => {
-    const r = await fetch(url + path, init);
+  const json = async (path, init = {}) => {
+    const headers = { ...init.headers, ...(adminToken && path.startsWith('/admin') ? { authorization: `Bearer ${adminToken}` } : {}) };
+    const r = await fetch(url + path, { ...init, headers });
     if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
     return r.json();
   };
@@ -50,6 +54,7 @@ export async function startCollector(args = []) {
     url,
     stats: () => json('/stats'),
     events: (q = '') => json('/events' + (q ? `?${q}` : '')),
+    admin: (path, init) => json(path, init),
     faults: (f) => json('/admin/faults', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(f) }),
     stop: async () => {
       child.kill('SIGTERM');

@@ -143,22 +143,33 @@ impl Store {
             // Dropping (rather than deleting rows) also discards a schema left by an
             // older version of the collector.
             writer.execute_batch("DROP TABLE IF EXISTS events;")?;
+            for table in crate::graph::TABLES {
+                writer.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
+            }
         }
+        let mut writer = writer;
         writer.execute_batch(SCHEMA)?;
+        crate::graph::migrate(&mut writer)?;
 
         let reader = open(path)?;
         Ok(Self { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(reader)) })
     }
 
-    /// Stores `messages` in one transaction, skipping already stored `messageId`s.
+    /// Stores `messages` in one transaction, skipping already stored `messageId`s, and
+    /// links each newly stored one into the identity graph (see [`crate::graph`]) in the
+    /// same transaction: a duplicate changes nothing, a failure leaves nothing half done.
     pub async fn insert_batch(&self, messages: Vec<NewMessage>) -> Result<InsertOutcome, StoreError> {
         if messages.is_empty() {
             return Ok(InsertOutcome::default());
         }
         run(&self.writer, move |conn| {
             let tx = conn.transaction()?;
-            let received_at: String =
-                tx.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", [], |row| row.get(0))?;
+            let (received_at, received_ms): (String, i64) = tx.query_row(
+                "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                        CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
             let mut outcome = InsertOutcome::default();
             {
                 let mut insert = tx.prepare_cached(
@@ -166,6 +177,8 @@ impl Store {
                         (message_id, type, event, anonymous_id, user_id, timestamp, received_at, json)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
+                let mut set_person =
+                    tx.prepare_cached("UPDATE events SET person_id = ?1, ts_ms = ?2 WHERE id = ?3")?;
                 for message in &messages {
                     let inserted = insert.execute(params![
                         message.message_id,
@@ -179,9 +192,16 @@ impl Store {
                     ])?;
                     if inserted == 0 {
                         outcome.duplicates += 1;
-                    } else {
-                        outcome.accepted += 1;
+                        continue;
                     }
+                    outcome.accepted += 1;
+                    let row = tx.last_insert_rowid();
+                    // Validated as a JSON object by ingest; a failure here is a bug, not bad input.
+                    let value: Value = serde_json::from_str(&message.json)
+                        .map_err(|_| StoreError::CorruptRow { id: row })?;
+                    let ts = crate::graph::message_time(&value).unwrap_or(received_ms);
+                    let person = crate::graph::apply(&tx, &value, &message.message_id, ts)?;
+                    set_person.execute(params![person, ts, row])?;
                 }
             }
             tx.commit()?;
@@ -230,13 +250,36 @@ impl Store {
         .await
     }
 
-    /// Deletes every stored message.
+    /// Deletes every stored message and the identity graph.
     pub async fn clear(&self) -> Result<(), StoreError> {
         run(&self.writer, |conn| {
-            conn.execute("DELETE FROM events", [])?;
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM events", [])?;
+            for table in crate::graph::TABLES {
+                tx.execute(&format!("DELETE FROM {table}"), [])?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
+    }
+
+    /// Runs `f` on the read connection, on the blocking pool.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        run(&self.reader, f).await
+    }
+
+    /// Runs `f` on the write connection, on the blocking pool.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        run(&self.writer, f).await
     }
 }
 
