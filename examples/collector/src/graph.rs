@@ -88,10 +88,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {column} {kind};"))?;
         }
     }
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS events_person ON events(person_id, ts_ms, id);
-         CREATE INDEX IF NOT EXISTS events_anonymous ON events(anonymous_id);",
-    )?;
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS events_person ON events(person_id, ts_ms, id);")?;
 
     let tx = conn.transaction()?;
     let pending: Vec<(i64, String, String, Option<i64>)> = {
