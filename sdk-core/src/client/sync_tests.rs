@@ -66,12 +66,7 @@ fn an_answer_for_someone_who_left_is_never_used() {
     assert_eq!(r.unwrap_err().kind(), "profile.wrongUser");
     assert_eq!(orders(&c), 0);
     // After a sync, another user without a token drops it at once.
-    let f = loop {
-        if let Some(f) = c.next_profile_fetch(T0 + 600_000) {
-            break f;
-        }
-        panic!("a retry is due");
-    };
+    let f = c.next_profile_fetch(T0 + 600_000).expect("a retry is due");
     c.profile_fetched(f.id, ProfileResponse::Body { bytes: &body("u2", 1) }, T0 + 600_000, 0).unwrap();
     assert_eq!(orders(&c), 1);
     c.identify(Some("u3"), None, None, None, T0 + 600_001, [4; 16]).unwrap();
