@@ -88,10 +88,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {column} {kind};"))?;
         }
     }
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS events_person ON events(person_id, ts_ms, id);
-         CREATE INDEX IF NOT EXISTS events_anonymous ON events(anonymous_id);",
-    )?;
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS events_person ON events(person_id, ts_ms, id);")?;
 
     let tx = conn.transaction()?;
     let pending: Vec<(i64, String, String, Option<i64>)> = {
@@ -183,11 +180,8 @@ pub(crate) fn apply(
     let device_node = anonymous_id.as_deref().map(|id| ("device", id));
 
     let mut person = match (&user_id, device_node) {
-        (Some(user), _) => match person_of(tx, &node_name("user", user))? {
-            Some(person) => {
-                link.touch(&node_name("user", user))?;
-                person
-            }
+        (Some(user), _) => match link.touch(&node_name("user", user))? {
+            Some(person) => person,
             None => {
                 // A device seen anonymously takes its user in; a device that already
                 // belongs to another user does not (the device link below records the
@@ -204,7 +198,7 @@ pub(crate) fn apply(
                 person
             }
         },
-        (None, Some((kind, id))) => match person_of(tx, &node_name(kind, id))? {
+        (None, Some((kind, id))) => match link.touch(&node_name(kind, id))? {
             Some(person) => person,
             None => {
                 let person = link.new_person(&node_name(kind, id))?;
@@ -321,31 +315,30 @@ impl Link<'_> {
         Ok(())
     }
 
-    fn touch(&self, node: &str) -> rusqlite::Result<()> {
+    /// Widens the node's first/last seen to the message's time and returns its person
+    /// (`None` if the node does not exist): one statement for the lookup every message
+    /// makes.
+    fn touch(&self, node: &str) -> rusqlite::Result<Option<String>> {
         self.tx
             .prepare_cached(
                 "UPDATE identities SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?2)
-                 WHERE node = ?1",
+                 WHERE node = ?1 RETURNING person_id",
             )?
-            .execute(params![node, self.ts])?;
-        Ok(())
+            .query_row(params![node, self.ts], |row| row.get(0))
+            .optional()
     }
 
     /// Links `node` to `person`; returns the person the message belongs to afterwards
     /// (the kept one when two persons merged).
     fn join(&self, (kind, value): (&str, &str), person: String, reason: &str) -> rusqlite::Result<String> {
         let node = node_name(kind, value);
-        match person_of(self.tx, &node)? {
+        match self.touch(&node)? {
             None => {
                 self.insert((kind, value), &person)?;
                 Ok(person)
             }
-            Some(owner) if owner == person => {
-                self.touch(&node)?;
-                Ok(person)
-            }
+            Some(owner) if owner == person => Ok(person),
             Some(other) => {
-                self.touch(&node)?;
                 let person_has_user = has_user(self.tx, &person)?;
                 let other_has_user = has_user(self.tx, &other)?;
                 if person_has_user && other_has_user {

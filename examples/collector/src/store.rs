@@ -16,6 +16,15 @@ use serde_json::{Map, Value};
 /// How long a connection waits for the other one's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WAL pages written before SQLite checkpoints them into the database file.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
+/// Page cache of the write connection, in KiB.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
 /// `rowid` is `AUTOINCREMENT` so ids are never reused, even after `/admin/reset`: a
 /// reader paging with `?after=` never skips rows that arrive after a reset.
 const SCHEMA: &str = "
@@ -139,6 +148,16 @@ impl Store {
         // avoids an fsync per batch.
         let _mode: String = writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        // Every stored message runs about twenty distinct statements (the identity graph);
+        // rusqlite's default cache of 16 would re-prepare them all the time.
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // The graph's lookups land on random pages of several indexes; a larger page
+        // cache than SQLite's 2 MB default keeps them in memory (negative = KiB).
+        writer.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        // Checkpoint every ~40 MB of WAL rather than 4 MB: the graph rewrites the same
+        // device and identity pages batch after batch, and a later checkpoint copies each
+        // page once (+30% ingest in threadline-loadgen).
+        writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         if fresh {
             // Dropping (rather than deleting rows) also discards a schema left by an
             // older version of the collector.
@@ -152,6 +171,7 @@ impl Store {
         crate::graph::migrate(&mut writer)?;
 
         let reader = open(path)?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(reader)) })
     }
 

@@ -220,21 +220,42 @@ async fn main() -> Result<(), Error> {
     let stored = stats.get("distinct").and_then(Value::as_u64).unwrap_or(0);
 
     // 2. Profile lookups: one person, app and web device, `profile_events` events.
+    // A shopper's mix: views of 20 products, cart adds, pages, a few orders.
     let person_messages: Vec<Value> = (0..args.profile_events)
         .map(|n| {
             let (device, library) =
                 if n % 2 == 0 { ("pp-app", "threadline-android") } else { ("pp-web", "threadline-web") };
-            json!({
-                "type": if n < 2 { "identify" } else { "track" },
-                "event": "Product Viewed",
+            let mut message = json!({
                 "messageId": format!("pp-{n}"),
                 "anonymousId": device,
                 "userId": "profile-person",
                 "timestamp": iso(now_millis() - (args.profile_events - n) * 60_000),
-                "properties": {"product_id": if n % 3 == 0 { "slacks-charcoal" } else { "other" }},
+                "properties": {"product_id": format!("sku-{}", n % 20), "category": format!("cat-{}", n % 4)},
                 "context": {"library": {"name": library, "version": "0.1.0"},
                             "consent": {"analytics": "granted", "personalization": "granted"}},
-            })
+            });
+            let (kind, event) = match n % 10 {
+                0 if n < 2 => ("identify", None),
+                0..=4 => ("track", Some("Product Viewed")),
+                5 | 6 => ("track", Some("Product Added")),
+                7 | 8 => ("page", None),
+                _ => ("track", Some("Order Completed")),
+            };
+            if let Some(object) = message.as_object_mut() {
+                object.insert("type".into(), json!(kind));
+                match (kind, event) {
+                    (_, Some(event)) => {
+                        object.insert("event".into(), json!(event));
+                    }
+                    ("page", None) => {
+                        object.insert("name".into(), json!(format!("Page {}", n % 7)));
+                    }
+                    _ => {
+                        object.insert("traits".into(), json!({"plan": "gold"}));
+                    }
+                }
+            }
+            message
         })
         .collect();
     for chunk in person_messages.chunks(100) {
