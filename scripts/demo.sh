@@ -63,8 +63,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-"$collector" --port "$port" --fresh --db "$tmp/threadline-demo.sqlite" \
-  --static-dir examples/web-demo --npm-dir npm >"$tmp/stdout" &
+# A fresh profile secret and hub token per run: the demo stands in for the shop's
+# back end (`--demo-tokens` issues user tokens to anyone, which only a demo may do).
+random_hex() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+admin_token="$(random_hex)"
+THREADLINE_PROFILE_SECRET="$(random_hex)" "$collector" --port "$port" --fresh --db "$tmp/threadline-demo.sqlite" \
+  --static-dir examples/web-demo --npm-dir npm \
+  --profile-rules examples/web-demo/rules/shop.json --demo-tokens --admin-token "$admin_token" >"$tmp/stdout" &
 pid=$!
 
 url=""
@@ -101,6 +106,11 @@ cat <<EOF
   Open it in a browser: browse, add the slacks to the cart, sign in, check out,
   and watch the live panel. "Simulate outage" makes the collector fail every
   batch; end it to watch the retries deliver. Ctrl-C stops the demo.
+
+  Activity hub (one person across devices): $url/hub
+  admin token: $admin_token
+  Sign in with the same user id in a second browser (or a private window): the
+  shop there learns what the first one did (the slacks discount goes after an order).
 
 EOF
 # `wait` returns as soon as a trapped signal arrives; the traps then stop the collector.

@@ -82,6 +82,9 @@ pub struct Config {
     pub profile_rules: Option<PathBuf>,
     /// Base64 Ed25519 public key that the rules artifact must be signed with.
     pub rules_public_key: Option<String>,
+    /// Serve `GET /demo/token?userId=`: a user token for anyone who asks. Only for the
+    /// demo shop, which has no back end of its own to issue them; never in production.
+    pub demo_tokens: bool,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             profile_secret: None,
             profile_rules: None,
             rules_public_key: None,
+            demo_tokens: false,
         }
     }
 }
@@ -216,6 +220,10 @@ pub struct Cli {
     /// Base64 Ed25519 public key the rules artifact must be signed with (`<file>.sig`).
     #[arg(long)]
     pub rules_public_key: Option<String>,
+    /// Demo only: serve GET /demo/token?userId= (a user token for anyone who asks),
+    /// standing in for the demo shop's missing back end. Needs --profile-secret.
+    #[arg(long)]
+    pub demo_tokens: bool,
 }
 
 /// Subcommands of the binary.
@@ -261,6 +269,7 @@ impl Cli {
             profile_secret: self.profile_secret,
             profile_rules: self.profile_rules,
             rules_public_key: self.rules_public_key,
+            demo_tokens: self.demo_tokens,
         }
     }
 }

@@ -84,6 +84,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
         profile_secret: config.profile_secret.clone(),
+        demo_tokens: config.demo_tokens,
         rules,
     });
     let router = routes::router(state, &config);

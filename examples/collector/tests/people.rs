@@ -592,3 +592,25 @@ async fn events_stored_before_the_graph_existed_are_linked_on_open() -> TestResu
     assert_eq!(field(&person, "timeline").as_array().map(Vec::len), Some(2));
     Ok(())
 }
+
+#[tokio::test]
+async fn demo_tokens_only_with_the_flag_and_they_open_only_their_user() -> TestResult {
+    let server = start().await?;
+    let off = server.client.get("/demo/token?userId=u-shopper").await?;
+    assert_eq!(off.status, StatusCode::NOT_FOUND, "off by default");
+
+    let mut config = test_config();
+    config.profile_secret = Some(SECRET.to_owned());
+    config.demo_tokens = true;
+    let demo = TestServer::with_config(config).await?;
+    let client = &demo.client;
+    shopper(client).await?;
+    assert_eq!(client.get("/demo/token").await?.status, StatusCode::BAD_REQUEST);
+    let reply = client.get("/demo/token?userId=u-shopper").await?;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.json()?;
+    let t = body["userToken"].as_str().ok_or("no userToken")?;
+    assert_eq!(get_profile(client, "userId=u-shopper", Some(t)).await?.status, StatusCode::OK);
+    assert_eq!(get_profile(client, "userId=u-alice", Some(t)).await?.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}

@@ -38,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) max_body_bytes: usize,
     pub(crate) admin_token: Option<String>,
     pub(crate) profile_secret: Option<String>,
+    /// `--demo-tokens`: `GET /demo/token` issues user tokens to anyone.
+    pub(crate) demo_tokens: bool,
     pub(crate) rules: crate::people::Rules,
 }
 
@@ -141,6 +143,7 @@ pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
         .route("/admin/faults", get(admin::get_faults).post(admin::post_faults))
         .route("/admin/reset", post(admin::reset))
         .route("/v1/profile", get(profile::get_profile))
+        .route("/demo/token", get(profile::demo_token))
         .route("/admin/api/search", get(people::search))
         .route("/admin/api/people/{id}", get(people::get_person).delete(people::delete_person))
         .with_state(state)

@@ -86,6 +86,30 @@ async fn serve(
     Ok(body)
 }
 
+/// `GET /demo/token?userId=`: what a site's back end does after sign-in, for the demo
+/// shop, which has none. Issues a token for any user id to anyone, so it is off unless
+/// the collector runs with `--demo-tokens`.
+pub(super) async fn demo_token(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let (true, Some(secret)) = (state.demo_tokens, state.profile_secret.as_deref()) else {
+        return error_json(StatusCode::NOT_FOUND, "demo tokens are off (--demo-tokens)");
+    };
+    let user_id = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "userId")
+        .map(|(_, v)| v.into_owned())
+        .filter(|u| !u.is_empty());
+    let Some(user_id) = user_id else {
+        return error_json(StatusCode::BAD_REQUEST, "userId is required");
+    };
+    match token::issue(secret.as_bytes(), &user_id, now_millis() / 1000 + 3600) {
+        Ok(t) => {
+            let mut response = axum::Json(serde_json::json!({ "userToken": t })).into_response();
+            response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => error_json(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
 /// The collector's clock in Unix milliseconds.
 pub(super) fn now_millis() -> u64 {
     std::time::SystemTime::now()
