@@ -609,7 +609,7 @@ async fn demo_tokens_only_with_the_flag_and_they_open_only_their_user() -> TestR
     let reply = client.get("/demo/token?userId=u-shopper").await?;
     assert_eq!(reply.status, StatusCode::OK);
     let body = reply.json()?;
-    let t = body["userToken"].as_str().ok_or("no userToken")?;
+    let t = body.get("userToken").and_then(Value::as_str).ok_or("no userToken")?;
     assert_eq!(get_profile(client, "userId=u-shopper", Some(t)).await?.status, StatusCode::OK);
     assert_eq!(get_profile(client, "userId=u-alice", Some(t)).await?.status, StatusCode::UNAUTHORIZED);
     Ok(())
