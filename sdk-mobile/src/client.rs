@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use sdk_core::client::DecideRequest;
 use sdk_core::{
     DecideError, Environment, Feedback, Millis, NextUpload, Notice as CoreNotice, Outcome, Persist,
-    RulesResponse, Store,
+    ProfileResponse, RulesResponse, Store,
 };
 use serde::Serialize;
 
@@ -131,6 +131,23 @@ pub struct RulesFetch {
 
 fn fetch_of(f: sdk_core::RulesFetch) -> RulesFetch {
     RulesFetch { id: f.id, url: f.url, etag: f.etag, signature: f.signature }
+}
+
+/// A profile request the host must perform: `GET url` with
+/// `Authorization: Bearer <token>` and no HTTP cache in between, then report
+/// with [`Client::profile_fetched`]. The token is the person's credential:
+/// it goes in that header only, never in a log.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProfileFetch {
+    pub id: u64,
+    pub url: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for ProfileFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileFetch").field("id", &self.id).field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 /// What [`Client::poll_upload`] found.
@@ -494,15 +511,26 @@ impl Client {
 
     /// Attaches a user id, traits (JSON object) and namespaced ids (JSON
     /// object, e.g. `{"email": ...}`, hashed as configured) and records an
-    /// `identify` event; returns its messageId.
+    /// `identify` event; returns its messageId. `user_token` (issued by the
+    /// app's back end for this user id, never sent with events) lets the
+    /// client fetch the person's profile from their other devices
+    /// (`next_profile_fetch`).
     pub fn identify(
         &self,
         user_id: Option<String>,
         traits_json: Option<String>,
         ids_json: Option<String>,
+        user_token: Option<String>,
     ) -> Result<String, ThreadlineError> {
         self.with(|i, now, r| {
-            i.core.identify(user_id.as_deref(), traits_json.as_deref(), ids_json.as_deref(), None, now, r)
+            i.core.identify(
+                user_id.as_deref(),
+                traits_json.as_deref(),
+                ids_json.as_deref(),
+                user_token.as_deref(),
+                now,
+                r,
+            )
         })
         .map_err(Into::into)
     }
@@ -821,8 +849,47 @@ impl Client {
             .map_err(Into::into)
     }
 
+    /// The profile request to perform now, if one is due (the host loop asks
+    /// after its rules requests; `poll_timeout_ms` already counts the due
+    /// time). Only with `personalization` granted, a user id and its token.
+    pub fn next_profile_fetch(&self) -> Option<ProfileFetch> {
+        self.with_now(|i, now| i.core.next_profile_fetch(now)).map(|f| ProfileFetch {
+            id: f.id,
+            url: f.url,
+            token: f.token,
+        })
+    }
+
+    /// Reports a profile request: `status` is the HTTP status (`None`: no
+    /// answer, a network error), `body` the response body of a 200. Any
+    /// other outcome is a failure the core retries later, except 401/403:
+    /// the token was refused, an error here and a `ProfileSyncRefused`
+    /// notice, and nothing is fetched until `identify` brings a new token.
+    /// A body the core refuses (another user, corrupt) is an error too;
+    /// decisions keep what they had.
+    pub fn profile_fetched(
+        &self,
+        id: u64,
+        status: Option<u16>,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), ThreadlineError> {
+        let response = match (status, body.as_deref()) {
+            (Some(200), Some(bytes)) => ProfileResponse::Body { bytes },
+            (status, _) => ProfileResponse::Failed { status },
+        };
+        let random = self.source.random_u32();
+        self.with_now(|i, now| i.core.profile_fetched(id, response, now, random)).map_err(Into::into)
+    }
+
+    /// Fetches the person's profile at once (say, after a purchase on
+    /// another device), unless one is in flight or nothing may be fetched.
+    pub fn refresh_profile(&self) {
+        self.with_now(|i, _| i.core.refresh_profile());
+    }
+
     /// Notices since the last call (session started, consent changed,
-    /// rules loaded or rejected), oldest first; at most the last 64 are kept.
+    /// rules loaded or rejected, profile synced or refused), oldest first;
+    /// at most the last 64 are kept.
     pub fn take_notices(&self) -> Vec<Notice> {
         self.lock().notices.drain(..).collect()
     }

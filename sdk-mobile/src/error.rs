@@ -1,7 +1,7 @@
 //! The one error type the bindings see (`ThreadlineException` in Kotlin,
 //! `ThreadlineError` in Swift), carrying the core's messages.
 
-use sdk_core::{ConfigError, ConsentError, DecideError, DeliveryError, EventError, RulesError};
+use sdk_core::{ConfigError, ConsentError, DecideError, DeliveryError, EventError, RulesError, SyncError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum ThreadlineError {
@@ -38,6 +38,13 @@ pub enum ThreadlineError {
     /// `rules.unknownFetch`, `rules.publicKey`, `rules.url`.
     #[error("rules refused ({kind}): {detail}")]
     Rules { kind: String, detail: String },
+    /// A profile answer was refused (decisions keep what they had) or a
+    /// profile fetch was reported that is not in flight. `kind`:
+    /// `sync.unauthorized` (401/403: the token is dropped until `identify`
+    /// brings a new one), `profile.wrongUser`, `profile.corrupt`, ...,
+    /// `sync.unknownFetch`.
+    #[error("profile sync failed ({kind}): {detail}")]
+    Sync { kind: String, detail: String },
 }
 
 impl From<ConfigError> for ThreadlineError {
@@ -75,5 +82,11 @@ impl From<DecideError> for ThreadlineError {
 impl From<RulesError> for ThreadlineError {
     fn from(e: RulesError) -> Self {
         ThreadlineError::Rules { kind: e.kind().to_owned(), detail: e.to_string() }
+    }
+}
+
+impl From<SyncError> for ThreadlineError {
+    fn from(e: SyncError) -> Self {
+        ThreadlineError::Sync { kind: e.kind().to_owned(), detail: e.to_string() }
     }
 }

@@ -116,7 +116,7 @@ fn track_upload_finish_loop() {
     let server = Server::default();
     let a = c.track("Product Viewed".into(), Some(r#"{"sku":"A1","price":12.5}"#.into())).unwrap();
     let b = c.screen("Cart".into(), None).unwrap();
-    let i = c.identify(Some("u-1".into()), Some(r#"{"plan":"pro"}"#.into()), None).unwrap();
+    let i = c.identify(Some("u-1".into()), Some(r#"{"plan":"pro"}"#.into()), None, None).unwrap();
     c.flush();
     assert_eq!(c.poll_timeout_ms(), Some(0));
     server.drain(&c);
@@ -231,7 +231,7 @@ fn corrupt_files_are_quarantined_and_reported() {
     let dir = temp_dir("corrupt");
     let extra = r#","queue":{"persistDebounceMs":0}"#;
     let c = client(&dir, extra);
-    c.identify(Some("u-9".into()), None, None).unwrap();
+    c.identify(Some("u-9".into()), None, None, None).unwrap();
     c.track("kept in the queue".into(), None).unwrap();
     c.persist();
     drop(c);
@@ -296,7 +296,7 @@ fn pending_consent_stores_nothing_and_denial_deletes_everything() {
     let extra = r#","consent":{"default":"pending"},"queue":{"persistDebounceMs":0}"#;
     let c = client(&dir, extra);
     let held: BTreeSet<String> = (0..3).map(|n| c.track(format!("held {n}"), None).unwrap()).collect();
-    c.identify(Some("u".into()), None, None).unwrap();
+    c.identify(Some("u".into()), None, None, None).unwrap();
     c.on_background();
     assert_eq!(c.next_upload(), None, "nothing is sent while pending");
     assert_eq!(c.poll_timeout_ms(), None);
@@ -408,7 +408,7 @@ fn many_threads_track_while_uploads_fail_often() {
 fn app_calls_never_touch_the_disk_only_persist_does() {
     let dir = temp_dir("offdisk");
     let c = client(&dir, r#","queue":{"persistDebounceMs":0}"#);
-    c.identify(Some("u1".into()), Some(r#"{"plan":"pro"}"#.into()), None).unwrap();
+    c.identify(Some("u1".into()), Some(r#"{"plan":"pro"}"#.into()), None, None).unwrap();
     c.track("a".into(), None).unwrap();
     c.screen("Home".into(), None).unwrap();
     c.flush();

@@ -60,7 +60,10 @@ public final class Threadline {
         // Fails loudly (checksum mismatch) when the checked-in bindings do not match the linked library.
         uniffiEnsureSdkMobileInitialized()
         do {
-            client = try Client(configJson: configJson, storageDir: storageDirectory.path)
+            client = try Client(
+                configJson: Threadline.withDefaultLibrary(configJson, name: Threadline.libraryName),
+                storageDir: storageDirectory.path
+            )
         } catch let e as ThreadlineBindings.ThreadlineError {
             throw InvalidConfiguration(message: Threadline.describe(e))
         }
@@ -125,7 +128,12 @@ public final class Threadline {
     }
 
     /// Attaches a user id, traits and namespaced ids (e.g. `"email"`), and records an `identify`.
-    public func identify(userId: String? = nil, traits: [String: Any]? = nil, ids: [String: String]? = nil) {
+    /// `userToken`, issued by the app's back end for `userId` (never sent with events), lets the SDK fetch
+    /// the person's profile from the collector, so decisions here see what they did on their other
+    /// devices (with `personalization` granted). A new token replaces a refused or expired one.
+    public func identify(
+        userId: String? = nil, traits: [String: Any]? = nil, ids: [String: String]? = nil, userToken: String? = nil
+    ) {
         if isClosed { return report(.closed(call: "identify")) }
         let t: String?
         let i: String?
@@ -138,7 +146,7 @@ public final class Threadline {
             return report(.invalidEvent(kind: "event.notSerializable", message: "\(error)"))
         }
         native("identify") {
-            _ = try client.identify(userId: userId, traitsJson: t, idsJson: i)
+            _ = try client.identify(userId: userId, traitsJson: t, idsJson: i, userToken: userToken)
             wake()
         }
     }
@@ -267,6 +275,15 @@ public final class Threadline {
     public func refreshRules() {
         native("refreshRules") {
             client.refreshRules()
+            wake()
+        }
+    }
+
+    /// Fetches the person's profile from the collector now (the upload thread does it), say after a
+    /// purchase on another device; nothing without a user token from `identify`.
+    public func refreshProfile() {
+        native("refreshProfile") {
+            client.refreshProfile()
             wake()
         }
     }
@@ -584,7 +601,7 @@ public final class Threadline {
     }
 
     /// One pass: lifecycle requests, due storage work, notices, every due upload in turn, then the rules
-    /// requests that are due (`pollTimeoutMs` counts their due time too).
+    /// and profile requests that are due (`pollTimeoutMs` counts their due time too).
     private func cycle() throws {
         cond.lock()
         let bg = backgroundRequested
@@ -636,6 +653,7 @@ public final class Threadline {
             try deliverNotices()
         }
         try fetchRules()
+        try fetchProfile()
         // Nothing more is due: a background window can end now.
         cond.lock()
         let idle = backgroundRequested == backgroundDone ? backgroundIdle : []
@@ -675,6 +693,28 @@ public final class Threadline {
         try deliverNotices()
     }
 
+    /// Performs the due profile request (one at a time; the core says when the next is due).
+    private func fetchProfile() throws {
+        guard let fetch = try loopCall({ client.nextProfileFetch() }) else { return }
+        let r: ProfileResult
+        do {
+            r = try options.profileTransport.get(url: fetch.url, token: fetch.token)
+        } catch is URLError {
+            r = ProfileResult(status: nil)
+        } catch {
+            report(internalError("profileTransport", error))
+            r = ProfileResult(status: nil)
+        }
+        let status = r.status.flatMap { (100...599).contains($0) ? UInt16($0) : nil }
+        do {
+            try loopCall { try client.profileFetched(id: fetch.id, status: status, body: r.body) }
+        } catch let e as ThreadlineBindings.ThreadlineError {
+            report(mapError(e))
+        }
+        try loopCall { client.persist() } // the profile record with the collector's part
+        try deliverNotices()
+    }
+
     private func deliverNotices() throws {
         let notices = try loopCall { client.takeNotices() }
         if notices.contains(where: { if case .rulesLoaded = $0 { return true } else { return false } }) {
@@ -697,6 +737,10 @@ public final class Threadline {
                 notice = .rulesLoaded(revision: revision)
             case let .rulesRejected(kind, message):
                 notice = .rulesRejected(kind: kind, message: message)
+            case let .profileSynced(audiences):
+                notice = .profileSynced(audiences: audiences)
+            case let .profileSyncRefused(status):
+                notice = .profileSyncRefused(status: Int(status))
             }
             listener(notice)
         }
@@ -723,6 +767,7 @@ public final class Threadline {
         case let .InvalidConsent(kind, detail): return .invalidConsent(kind: kind, message: detail)
         case let .Decide(kind, detail): return .decide(kind: kind, message: detail)
         case let .Rules(kind, detail): return .rules(kind: kind, message: detail)
+        case let .Sync(kind, detail): return .sync(kind: kind, message: detail)
         default: return .internal(kind: "internal", message: Threadline.describe(e), cause: e)
         }
     }
@@ -754,6 +799,25 @@ public final class Threadline {
         let id = Locale.current.identifier
         let base = id.split(separator: "@", maxSplits: 1).first.map(String.init) ?? id
         return base.replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// `context.library.name` unless the configuration names one: collectors tell platforms apart by it.
+    static let libraryName = "threadline-ios"
+
+    /// `configJson` with `"library": {"name": name, "version": <core version>}` added when it has no
+    /// `library` key; anything else (including JSON the core will refuse) unchanged, byte for byte.
+    /// Kotlin: `Threadline.withDefaultLibrary`.
+    static func withDefaultLibrary(_ configJson: String, name: String) -> String {
+        guard let data = configJson.data(using: .utf8),
+              let m = (try? JSONSerialization.jsonObject(with: data, options: [])) as? [String: Any],
+              m["library"] == nil,
+              let open = configJson.firstIndex(of: "{"),
+              let lib = try? JSONSerialization.data(
+                  withJSONObject: ["name": name, "version": coreVersion()], options: [.sortedKeys]),
+              let libText = String(data: lib, encoding: .utf8)
+        else { return configJson }
+        let rest = configJson[configJson.index(after: open)...]
+        return String(configJson[...open]) + "\"library\":" + libText + (m.isEmpty ? "" : ",") + String(rest)
     }
 
     static let closeWait: TimeInterval = 2

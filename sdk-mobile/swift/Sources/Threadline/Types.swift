@@ -96,6 +96,12 @@ public enum Notice: Equatable {
     case rulesLoaded(revision: String?)
     /// An artifact or its signature was refused; the previous artifact, if any, stays in use.
     case rulesRejected(kind: String, message: String)
+    /// The collector's profile of the person (what they did on their other devices) arrived and
+    /// `Threadline.decide` uses it; `audiences` are the ones the collector evaluated.
+    case profileSynced(audiences: [String])
+    /// The collector refused the user token (`status` 401 or 403): decisions use this device's history
+    /// only, and nothing is fetched until `Threadline.identify` brings a new token.
+    case profileSyncRefused(status: Int)
 }
 
 /// One offer to show in a placement, as `Threadline.decide` chose it. Hand it back unchanged to
@@ -165,6 +171,9 @@ public enum ThreadlineError: Error, CustomStringConvertible {
     /// A rules artifact or its signature was refused (`rules.artifact`, `rules.signature`, ...); the
     /// artifact in use, if any, stays.
     case rules(kind: String, message: String)
+    /// A profile answer from the collector was refused (`sync.unauthorized`, `profile.wrongUser`,
+    /// `profile.corrupt`, ...); decisions keep what they had.
+    case sync(kind: String, message: String)
     /// A call after `Threadline.close()`: ignored.
     case closed(call: String)
     /// The transport or a listener failed unexpectedly, or the native layer did.
@@ -173,7 +182,7 @@ public enum ThreadlineError: Error, CustomStringConvertible {
     public var kind: String {
         switch self {
         case let .invalidEvent(kind, _), let .invalidConsent(kind, _), let .internal(kind, _, _): return kind
-        case let .decide(kind, _), let .rules(kind, _): return kind
+        case let .decide(kind, _), let .rules(kind, _), let .sync(kind, _): return kind
         case .closed: return "client.closed"
         }
     }
@@ -182,7 +191,7 @@ public enum ThreadlineError: Error, CustomStringConvertible {
         switch self {
         case let .invalidEvent(_, message), let .invalidConsent(_, message), let .internal(_, message, _):
             return message
-        case let .decide(_, message), let .rules(_, message): return message
+        case let .decide(_, message), let .rules(_, message), let .sync(_, message): return message
         case let .closed(call): return "\(call) after close() is ignored"
         }
     }
@@ -194,6 +203,7 @@ public enum ThreadlineError: Error, CustomStringConvertible {
         case .invalidConsent: name = "InvalidConsent"
         case .decide: name = "Decide"
         case .rules: name = "Rules"
+        case .sync: name = "Sync"
         case .closed: name = "Closed"
         case .internal: name = "Internal"
         }
@@ -243,6 +253,24 @@ public protocol RulesTransport: AnyObject {
     func get(url: String, etag: String?) throws -> RulesResult
 }
 
+/// The answer to one profile request: `status` nil means no answer (network error).
+public struct ProfileResult {
+    public let status: Int?
+    public let body: Data?
+
+    public init(status: Int?, body: Data? = nil) {
+        self.status = status
+        self.body = body
+    }
+}
+
+/// Performs one `GET` of the person's profile with `Authorization: Bearer <token>` (`token` is the
+/// person's credential: never log it), bypassing every HTTP cache. Called on the SDK's thread only; may
+/// block. A thrown error counts as no answer. Kotlin: `ProfileTransport`.
+public protocol ProfileTransport: AnyObject {
+    func get(url: String, token: String) throws -> ProfileResult
+}
+
 /// Everything but the configuration and the directory; all optional.
 public struct ThreadlineOptions {
     public var transport: Transport
@@ -257,6 +285,8 @@ public struct ThreadlineOptions {
     public var reportEnvironment: Bool
     /// Performs the rules artifact requests (when the configuration has `rules.url`).
     public var rulesTransport: RulesTransport
+    /// Performs the profile requests (after `Threadline.identify` with a user token).
+    public var profileTransport: ProfileTransport
 
     public init(
         transport: Transport = URLSessionTransport(),
@@ -265,7 +295,8 @@ public struct ThreadlineOptions {
         flushOnBackground: Bool = true,
         userAgent: String? = nil,
         reportEnvironment: Bool = true,
-        rulesTransport: RulesTransport = URLSessionRulesTransport()
+        rulesTransport: RulesTransport = URLSessionRulesTransport(),
+        profileTransport: ProfileTransport = URLSessionProfileTransport()
     ) {
         self.transport = transport
         self.errorHandler = errorHandler
@@ -274,6 +305,7 @@ public struct ThreadlineOptions {
         self.userAgent = userAgent
         self.reportEnvironment = reportEnvironment
         self.rulesTransport = rulesTransport
+        self.profileTransport = profileTransport
     }
 
     /// The default error handler: one line on the console (Kotlin: `ErrorHandler.LOG`).

@@ -105,3 +105,61 @@ public final class URLSessionRulesTransport: RulesTransport {
         return result
     }
 }
+
+/// The default `ProfileTransport`: an ephemeral `URLSession` without a URL cache or cookies, sending
+/// `Authorization: Bearer <token>` and reporting the status and the body of a 200. Kotlin:
+/// `HttpProfileTransport` on `HttpURLConnection`.
+public final class URLSessionProfileTransport: NSObject, ProfileTransport, URLSessionTaskDelegate {
+    private let maxBytes: Int
+    private let timeout: TimeInterval
+    private lazy var session: URLSession = {
+        let c = URLSessionConfiguration.ephemeral
+        c.timeoutIntervalForRequest = timeout
+        c.timeoutIntervalForResource = timeout * 2
+        c.httpShouldSetCookies = false
+        c.urlCache = nil
+        c.requestCachePolicy = .reloadIgnoringLocalAndRemoteCacheData
+        return URLSession(configuration: c, delegate: self, delegateQueue: nil)
+    }()
+
+    public init(timeout: TimeInterval = 20, maxBytes: Int = 4 * 1024 * 1024) {
+        self.timeout = timeout
+        self.maxBytes = maxBytes
+        super.init()
+    }
+
+    public func get(url: String, token: String) throws -> ProfileResult {
+        guard let u = URL(string: url) else { throw URLError(.badURL) }
+        var req = URLRequest(url: u, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData)
+        req.httpMethod = "GET"
+        req.setValue("no-store", forHTTPHeaderField: "Cache-Control")
+        req.setValue("application/json", forHTTPHeaderField: "Accept")
+        req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let done = DispatchSemaphore(value: 0)
+        var result = ProfileResult(status: nil)
+        let limit = maxBytes
+        let task = session.dataTask(with: req) { data, response, error in
+            defer { done.signal() }
+            guard error == nil, let http = response as? HTTPURLResponse, (100...599).contains(http.statusCode) else {
+                return
+            }
+            // Too large to be a profile: a failed request (no body), retried later by the core.
+            let body = http.statusCode == 200 ? data.flatMap { $0.count <= limit ? $0 : nil } : nil
+            result = ProfileResult(status: http.statusCode, body: body)
+        }
+        task.resume()
+        done.wait()
+        return result
+    }
+
+    /// A redirect would carry the bearer token to another place: not followed (the answer is a failure).
+    public func urlSession(
+        _ session: URLSession,
+        task: URLSessionTask,
+        willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest,
+        completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
+    }
+}

@@ -693,9 +693,12 @@ public protocol ClientProtocol: AnyObject, Sendable {
     /**
      * Attaches a user id, traits (JSON object) and namespaced ids (JSON
      * object, e.g. `{"email": ...}`, hashed as configured) and records an
-     * `identify` event; returns its messageId.
+     * `identify` event; returns its messageId. `user_token` (issued by the
+     * app's back end for this user id, never sent with events) lets the
+     * client fetch the person's profile from their other devices
+     * (`next_profile_fetch`).
      */
-    func identify(userId: String?, traitsJson: String?, idsJson: String?) throws  -> String
+    func identify(userId: String?, traitsJson: String?, idsJson: String?, userToken: String?) throws  -> String
     
     /**
      * Hands over an artifact the app carries (bundled in the app, or from
@@ -721,6 +724,13 @@ public protocol ClientProtocol: AnyObject, Sendable {
      * confirmed; the collector drops the duplicates by messageId.
      */
     func nextHandoff(maxBodyBytes: UInt32)  -> Upload?
+    
+    /**
+     * The profile request to perform now, if one is due (the host loop asks
+     * after its rules requests; `poll_timeout_ms` already counts the due
+     * time). Only with `personalization` granted, a user id and its token.
+     */
+    func nextProfileFetch()  -> ProfileFetch?
     
     /**
      * The rules request to perform now, if one is due (the host loop asks
@@ -774,6 +784,23 @@ public protocol ClientProtocol: AnyObject, Sendable {
      * As `next_upload`, and says how long to wait when nothing is due.
      */
     func pollUpload()  -> UploadPoll
+    
+    /**
+     * Reports a profile request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `body` the response body of a 200. Any
+     * other outcome is a failure the core retries later, except 401/403:
+     * the token was refused, an error here and a `ProfileSyncRefused`
+     * notice, and nothing is fetched until `identify` brings a new token.
+     * A body the core refuses (another user, corrupt) is an error too;
+     * decisions keep what they had.
+     */
+    func profileFetched(id: UInt64, status: UInt16?, body: Data?) throws 
+    
+    /**
+     * Fetches the person's profile at once (say, after a purchase on
+     * another device), unless one is in flight or nothing may be fetched.
+     */
+    func refreshProfile() 
     
     /**
      * Revalidates the artifact at once: the next `next_rules_fetch` returns
@@ -856,7 +883,8 @@ public protocol ClientProtocol: AnyObject, Sendable {
     
     /**
      * Notices since the last call (session started, consent changed,
-     * rules loaded or rejected), oldest first; at most the last 64 are kept.
+     * rules loaded or rejected, profile synced or refused), oldest first;
+     * at most the last 64 are kept.
      */
     func takeNotices()  -> [Notice]
     
@@ -1126,16 +1154,20 @@ open func handoffFinished(id: UInt64, accepted: Bool)throws   {try rustCallWithE
     /**
      * Attaches a user id, traits (JSON object) and namespaced ids (JSON
      * object, e.g. `{"email": ...}`, hashed as configured) and records an
-     * `identify` event; returns its messageId.
+     * `identify` event; returns its messageId. `user_token` (issued by the
+     * app's back end for this user id, never sent with events) lets the
+     * client fetch the person's profile from their other devices
+     * (`next_profile_fetch`).
      */
-open func identify(userId: String?, traitsJson: String?, idsJson: String?)throws  -> String  {
+open func identify(userId: String?, traitsJson: String?, idsJson: String?, userToken: String?)throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
         uniffiCallStatus in
     uniffi_sdk_mobile_fn_method_client_identify(
             self.uniffiCloneHandle(),
         FfiConverterOptionString.lower(userId),
         FfiConverterOptionString.lower(traitsJson),
-        FfiConverterOptionString.lower(idsJson),uniffiCallStatus
+        FfiConverterOptionString.lower(idsJson),
+        FfiConverterOptionString.lower(userToken),uniffiCallStatus
     )
 })
 }
@@ -1185,6 +1217,20 @@ open func nextHandoff(maxBodyBytes: UInt32) -> Upload?  {
     uniffi_sdk_mobile_fn_method_client_next_handoff(
             self.uniffiCloneHandle(),
         FfiConverterUInt32.lower(maxBodyBytes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The profile request to perform now, if one is due (the host loop asks
+     * after its rules requests; `poll_timeout_ms` already counts the due
+     * time). Only with `personalization` granted, a user id and its token.
+     */
+open func nextProfileFetch() -> ProfileFetch?  {
+    return try!  FfiConverterOptionTypeProfileFetch.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_next_profile_fetch(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -1295,6 +1341,38 @@ open func pollUpload() -> UploadPoll  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Reports a profile request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `body` the response body of a 200. Any
+     * other outcome is a failure the core retries later, except 401/403:
+     * the token was refused, an error here and a `ProfileSyncRefused`
+     * notice, and nothing is fetched until `identify` brings a new token.
+     * A body the core refuses (another user, corrupt) is an error too;
+     * decisions keep what they had.
+     */
+open func profileFetched(id: UInt64, status: UInt16?, body: Data?)throws   {try rustCallWithError(FfiConverterTypeThreadlineError_lift) {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_profile_fetched(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(id),
+        FfiConverterOptionUInt16.lower(status),
+        FfiConverterOptionData.lower(body),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Fetches the person's profile at once (say, after a purchase on
+     * another device), unless one is in flight or nothing may be fetched.
+     */
+open func refreshProfile()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sdk_mobile_fn_method_client_refresh_profile(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1479,7 +1557,8 @@ open func stats() -> String  {
     
     /**
      * Notices since the last call (session started, consent changed,
-     * rules loaded or rejected), oldest first; at most the last 64 are kept.
+     * rules loaded or rejected, profile synced or refused), oldest first;
+     * at most the last 64 are kept.
      */
 open func takeNotices() -> [Notice]  {
     return try!  FfiConverterSequenceTypeNotice.lift(try! rustCall() {
@@ -1989,6 +2068,70 @@ public func FfiConverterTypePlacementDecisions_lower(_ value: PlacementDecisions
 
 
 /**
+ * A profile request the host must perform: `GET url` with
+ * `Authorization: Bearer <token>` and no HTTP cache in between, then report
+ * with [`Client::profile_fetched`]. The token is the person's credential:
+ * it goes in that header only, never in a log.
+ */
+public struct ProfileFetch: Equatable, Hashable {
+    public var id: UInt64
+    public var url: String
+    public var token: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: UInt64, url: String, token: String) {
+        self.id = id
+        self.url = url
+        self.token = token
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ProfileFetch: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProfileFetch: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProfileFetch {
+        return
+            try ProfileFetch(
+                id: FfiConverterUInt64.read(from: &buf), 
+                url: FfiConverterString.read(from: &buf), 
+                token: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ProfileFetch, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.id, into: &buf)
+        FfiConverterString.write(value.url, into: &buf)
+        FfiConverterString.write(value.token, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProfileFetch_lift(_ buf: RustBuffer) throws -> ProfileFetch {
+    return try FfiConverterTypeProfileFetch.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProfileFetch_lower(_ value: ProfileFetch) -> RustBuffer {
+    return FfiConverterTypeProfileFetch.lower(value)
+}
+
+
+/**
  * A rules artifact request the host must perform: `GET url`, with
  * `If-None-Match: etag` when set and no HTTP cache in between, then report
  * with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
@@ -2148,6 +2291,18 @@ public enum Notice: Equatable, Hashable {
      */
     case rulesRejected(kind: String, message: String
     )
+    /**
+     * The collector's profile of the person (their other devices) arrived
+     * and `decide` uses it; `audiences` are the collector's.
+     */
+    case profileSynced(audiences: [String]
+    )
+    /**
+     * The collector refused the user token: decisions use this device's
+     * history only until `identify` brings a new token.
+     */
+    case profileSyncRefused(status: UInt16
+    )
 
 
 
@@ -2181,6 +2336,12 @@ public struct FfiConverterTypeNotice: FfiConverterRustBuffer {
         case 4: return .rulesRejected(kind: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf)
         )
         
+        case 5: return .profileSynced(audiences: try FfiConverterSequenceString.read(from: &buf)
+        )
+        
+        case 6: return .profileSyncRefused(status: try FfiConverterUInt16.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -2208,6 +2369,16 @@ public struct FfiConverterTypeNotice: FfiConverterRustBuffer {
             writeInt(&buf, Int32(4))
             FfiConverterString.write(kind, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .profileSynced(audiences):
+            writeInt(&buf, Int32(5))
+            FfiConverterSequenceString.write(audiences, into: &buf)
+            
+        
+        case let .profileSyncRefused(status):
+            writeInt(&buf, Int32(6))
+            FfiConverterUInt16.write(status, into: &buf)
             
         }
     }
@@ -2282,6 +2453,15 @@ enum ThreadlineError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case Rules(kind: String, detail: String
     )
+    /**
+     * A profile answer was refused (decisions keep what they had) or a
+     * profile fetch was reported that is not in flight. `kind`:
+     * `sync.unauthorized` (401/403: the token is dropped until `identify`
+     * brings a new one), `profile.wrongUser`, `profile.corrupt`, ...,
+     * `sync.unknownFetch`.
+     */
+    case Sync(kind: String, detail: String
+    )
 
     
 
@@ -2336,6 +2516,10 @@ public struct FfiConverterTypeThreadlineError: FfiConverterRustBuffer {
             kind: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
+        case 8: return .Sync(
+            kind: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -2383,6 +2567,12 @@ public struct FfiConverterTypeThreadlineError: FfiConverterRustBuffer {
         
         case let .Rules(kind,detail):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Sync(kind,detail):
+            writeInt(&buf, Int32(8))
             FfiConverterString.write(kind, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
@@ -2620,6 +2810,30 @@ fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeProfileFetch: FfiConverterRustBuffer {
+    typealias SwiftType = ProfileFetch?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeProfileFetch.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeProfileFetch.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeRulesFetch: FfiConverterRustBuffer {
     typealias SwiftType = RulesFetch?
 
@@ -2848,7 +3062,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sdk_mobile_checksum_method_client_handoff_finished() != 53308) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sdk_mobile_checksum_method_client_identify() != 23109) {
+    if (uniffi_sdk_mobile_checksum_method_client_identify() != 40850) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_load_rules() != 49730) {
@@ -2858,6 +3072,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_next_handoff() != 8268) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_next_profile_fetch() != 26350) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_next_rules_fetch() != 31577) {
@@ -2882,6 +3099,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_poll_upload() != 11198) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_profile_fetched() != 13415) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sdk_mobile_checksum_method_client_refresh_profile() != 12859) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_refresh_rules() != 39195) {
@@ -2923,7 +3146,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sdk_mobile_checksum_method_client_stats() != 64162) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sdk_mobile_checksum_method_client_take_notices() != 8121) {
+    if (uniffi_sdk_mobile_checksum_method_client_take_notices() != 14553) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sdk_mobile_checksum_method_client_take_store_log() != 29315) {

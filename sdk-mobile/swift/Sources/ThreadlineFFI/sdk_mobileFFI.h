@@ -315,7 +315,7 @@ void uniffi_sdk_mobile_fn_method_client_handoff_finished(uint64_t ptr, uint64_t 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_IDENTIFY
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_IDENTIFY
-RustBuffer uniffi_sdk_mobile_fn_method_client_identify(uint64_t ptr, RustBuffer user_id, RustBuffer traits_json, RustBuffer ids_json, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_sdk_mobile_fn_method_client_identify(uint64_t ptr, RustBuffer user_id, RustBuffer traits_json, RustBuffer ids_json, RustBuffer user_token, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_LOAD_RULES
@@ -331,6 +331,11 @@ void uniffi_sdk_mobile_fn_method_client_network_available(uint64_t ptr, RustCall
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_HANDOFF
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_HANDOFF
 RustBuffer uniffi_sdk_mobile_fn_method_client_next_handoff(uint64_t ptr, uint32_t max_body_bytes, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_PROFILE_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_PROFILE_FETCH
+RustBuffer uniffi_sdk_mobile_fn_method_client_next_profile_fetch(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_NEXT_RULES_FETCH
@@ -371,6 +376,16 @@ RustBuffer uniffi_sdk_mobile_fn_method_client_poll_timeout_ms(uint64_t ptr, Rust
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_POLL_UPLOAD
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_POLL_UPLOAD
 RustBuffer uniffi_sdk_mobile_fn_method_client_poll_upload(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_PROFILE_FETCHED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_PROFILE_FETCHED
+void uniffi_sdk_mobile_fn_method_client_profile_fetched(uint64_t ptr, uint64_t id, RustBuffer status, RustBuffer body, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_REFRESH_PROFILE
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_REFRESH_PROFILE
+void uniffi_sdk_mobile_fn_method_client_refresh_profile(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_FN_METHOD_CLIENT_REFRESH_RULES
@@ -849,6 +864,12 @@ uint16_t uniffi_sdk_mobile_checksum_method_client_next_handoff(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_PROFILE_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_PROFILE_FETCH
+uint16_t uniffi_sdk_mobile_checksum_method_client_next_profile_fetch(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_RULES_FETCH
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_NEXT_RULES_FETCH
 uint16_t uniffi_sdk_mobile_checksum_method_client_next_rules_fetch(void
@@ -894,6 +915,18 @@ uint16_t uniffi_sdk_mobile_checksum_method_client_poll_timeout_ms(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_POLL_UPLOAD
 #define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_POLL_UPLOAD
 uint16_t uniffi_sdk_mobile_checksum_method_client_poll_upload(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_PROFILE_FETCHED
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_PROFILE_FETCHED
+uint16_t uniffi_sdk_mobile_checksum_method_client_profile_fetched(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_REFRESH_PROFILE
+#define UNIFFI_FFIDEF_UNIFFI_SDK_MOBILE_CHECKSUM_METHOD_CLIENT_REFRESH_PROFILE
+uint16_t uniffi_sdk_mobile_checksum_method_client_refresh_profile(void
     
 );
 #endif

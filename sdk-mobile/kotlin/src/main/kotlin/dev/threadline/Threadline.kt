@@ -3,6 +3,7 @@ package dev.threadline
 import dev.threadline.sdk.Client
 import dev.threadline.sdk.NativeTrack
 import dev.threadline.sdk.ThreadlineException
+import dev.threadline.sdk.coreVersion
 import dev.threadline.sdk.uniffiEnsureInitialized
 import java.io.Closeable
 import java.io.File
@@ -93,7 +94,7 @@ class Threadline private constructor(
         // Fails loudly (checksum mismatch) when the committed bindings do not match the loaded library.
         uniffiEnsureInitialized()
         client = try {
-            Client(configJson, storageDir.path)
+            Client(withDefaultLibrary(configJson, LIBRARY_NAME), storageDir.path)
         } catch (e: ThreadlineException) {
             throw IllegalArgumentException("Threadline: ${e.message}", e)
         }
@@ -155,8 +156,18 @@ class Threadline private constructor(
         }
     }
 
-    /** Attaches a user id, traits and namespaced ids (e.g. `"email"`), and records an `identify`. */
-    fun identify(userId: String? = null, traits: Map<String, Any?>? = null, ids: Map<String, String>? = null) {
+    /**
+     * Attaches a user id, traits and namespaced ids (e.g. `"email"`), and records an `identify`.
+     * [userToken], issued by the app's back end for [userId] (never sent with events), lets the SDK fetch
+     * the person's profile from the collector, so decisions here see what they did on their other
+     * devices (with `personalization` granted). A new token replaces a refused or expired one.
+     */
+    fun identify(
+        userId: String? = null,
+        traits: Map<String, Any?>? = null,
+        ids: Map<String, String>? = null,
+        userToken: String? = null,
+    ) {
         if (closed.get()) return report(ThreadlineError.Closed("identify"))
         val t: String?
         val i: String?
@@ -166,7 +177,7 @@ class Threadline private constructor(
         } catch (e: JsonException) {
             return report(ThreadlineError.InvalidEvent(e.kind, e.message ?: e.kind))
         }
-        native("identify") { client.identify(userId, t, i); wake() }
+        native("identify") { client.identify(userId, t, i, userToken); wake() }
     }
 
     /** Links [userId] with [previousId] (by default the current user id, else the device id). */
@@ -256,6 +267,12 @@ class Threadline private constructor(
 
     /** Revalidates the artifact now (the upload thread fetches it, with its ETag). */
     fun refreshRules() = native("refreshRules") { client.refreshRules(); wake() } ?: Unit
+
+    /**
+     * Fetches the person's profile from the collector now (the upload thread does it), say after a
+     * purchase on another device; nothing without a user token from [identify].
+     */
+    fun refreshProfile() = native("refreshProfile") { client.refreshProfile(); wake() } ?: Unit
 
     /** Whether an artifact is in use now. */
     val rulesReady: Boolean get() = !closed.get() && nativeRulesReady()
@@ -493,7 +510,7 @@ class Threadline private constructor(
 
     /**
      * One pass: lifecycle requests, due storage work, notices, every due upload in turn, then the rules
-     * requests that are due (`pollTimeoutMs` counts their due time too).
+     * and profile requests that are due (`pollTimeoutMs` counts their due time too).
      */
     private fun cycle() {
         val bg = backgroundRequested.get()
@@ -537,6 +554,7 @@ class Threadline private constructor(
             deliverNotices()
         }
         fetchRules()
+        fetchProfile()
     }
 
     /** Performs the due rules requests; a follow-up (the signature of a changed artifact) at once. */
@@ -564,6 +582,27 @@ class Threadline private constructor(
         deliverNotices()
     }
 
+    /** Performs the due profile request (one at a time; the core says when the next is due). */
+    private fun fetchProfile() {
+        val fetch = loopCall { client.nextProfileFetch() } ?: return
+        val r = try {
+            options.profileTransport.get(fetch.url, fetch.token)
+        } catch (e: IOException) {
+            ProfileResult(null)
+        } catch (e: Exception) {
+            report(internal("profileTransport", e))
+            ProfileResult(null)
+        }
+        val status = r.status?.takeIf { it in 100..599 }?.toUShort()
+        try {
+            loopCall { client.profileFetched(fetch.id, status, r.body) }
+        } catch (e: ThreadlineException) {
+            report(mapError(e))
+        }
+        loopCall { client.persist() } // the profile record with the collector's part
+        deliverNotices()
+    }
+
     private fun deliverNotices() {
         val notices = loopCall { client.takeNotices() }
         if (notices.any { it is NativeNotice.RulesLoaded }) {
@@ -580,6 +619,8 @@ class Threadline private constructor(
                 is NativeNotice.ConsentChanged -> Notice.ConsentChanged(Consent.parse(n.consentJson))
                 is NativeNotice.RulesLoaded -> Notice.RulesLoaded(n.revision)
                 is NativeNotice.RulesRejected -> Notice.RulesRejected(n.kind, n.message)
+                is NativeNotice.ProfileSynced -> Notice.ProfileSynced(n.audiences)
+                is NativeNotice.ProfileSyncRefused -> Notice.ProfileSyncRefused(n.status.toInt())
             }
             try {
                 listener.onNotice(notice)
@@ -612,6 +653,7 @@ class Threadline private constructor(
         is ThreadlineException.InvalidConsent -> ThreadlineError.InvalidConsent(e.kind, e.detail)
         is ThreadlineException.Decide -> ThreadlineError.Decide(e.kind, e.detail)
         is ThreadlineException.Rules -> ThreadlineError.Rules(e.kind, e.detail)
+        is ThreadlineException.Sync -> ThreadlineError.Sync(e.kind, e.detail)
         else -> ThreadlineError.Internal("internal", e.message ?: e.toString(), e)
     }
 
@@ -666,7 +708,27 @@ class Threadline private constructor(
     /** The UniFFI object, for tests comparing the JNI path with UniFFI. */
     internal val nativeClient: Client get() = client
 
-    private companion object {
+    internal companion object {
+        /** `context.library.name` unless the configuration names one: collectors tell platforms apart by it. */
+        const val LIBRARY_NAME = "threadline-android"
+
+        /**
+         * [configJson] with `"library": {"name": [name], "version": <core version>}` added when it has no
+         * `library` key; anything else (including JSON the core will refuse) unchanged, byte for byte.
+         */
+        fun withDefaultLibrary(configJson: String, name: String): String {
+            val m = try {
+                JsonReader.parseObject(configJson)
+            } catch (_: IllegalArgumentException) {
+                return configJson
+            }
+            if (m.containsKey("library")) return configJson
+            val open = configJson.indexOf('{')
+            val library = JsonWriter.write(mapOf("name" to name, "version" to coreVersion()))
+            return configJson.substring(0, open + 1) + "\"library\":" + library + (if (m.isEmpty()) "" else ",") +
+                configJson.substring(open + 1)
+        }
+
         const val WORKING = Long.MIN_VALUE
         const val IDLE = Long.MAX_VALUE
         const val WAKE_SLACK_NANOS = 2_000_000L

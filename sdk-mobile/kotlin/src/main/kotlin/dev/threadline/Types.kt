@@ -93,6 +93,18 @@ sealed class Notice {
 
     /** An artifact or its signature was refused; the previous artifact, if any, stays in use. */
     data class RulesRejected(val kind: String, val message: String) : Notice()
+
+    /**
+     * The collector's profile of the person (what they did on their other devices) arrived and
+     * [Threadline.decide] uses it; [audiences] are the ones the collector evaluated.
+     */
+    data class ProfileSynced(val audiences: List<String>) : Notice()
+
+    /**
+     * The collector refused the user token ([status] 401 or 403): decisions use this device's history
+     * only, and nothing is fetched until [Threadline.identify] brings a new token.
+     */
+    data class ProfileSyncRefused(val status: Int) : Notice()
 }
 
 /**
@@ -161,6 +173,12 @@ sealed class ThreadlineError(val kind: String, val message: String, val cause: T
      * artifact in use, if any, stays.
      */
     class Rules(kind: String, message: String) : ThreadlineError(kind, message)
+
+    /**
+     * A profile answer from the collector was refused (`sync.unauthorized`, `profile.wrongUser`,
+     * `profile.corrupt`, ...); decisions keep what they had.
+     */
+    class Sync(kind: String, message: String) : ThreadlineError(kind, message)
 
     /** A call after [Threadline.close]: ignored. */
     class Closed(val call: String) : ThreadlineError("client.closed", "$call after close() is ignored")
@@ -291,6 +309,64 @@ class HttpRulesTransport(
     }
 }
 
+/** The answer to one profile request: [status] null means no answer (network error). */
+class ProfileResult(val status: Int?, val body: ByteArray? = null)
+
+/**
+ * Performs one `GET` of the person's profile with `Authorization: Bearer <token>` ([token] is the
+ * person's credential: never log it), bypassing every HTTP cache. Called on the SDK's thread only; may
+ * block. Throwing an [IOException] counts as no answer.
+ */
+fun interface ProfileTransport {
+    fun get(url: String, token: String): ProfileResult
+}
+
+/** The default [ProfileTransport]: `HttpURLConnection`, no caches, a size limit. */
+class HttpProfileTransport(
+    private val connectTimeoutMs: Int = 15_000,
+    private val readTimeoutMs: Int = 20_000,
+    private val maxBytes: Int = 4 * 1024 * 1024,
+) : ProfileTransport {
+    override fun get(url: String, token: String): ProfileResult {
+        val c = URL(url).openConnection() as HttpURLConnection
+        try {
+            c.requestMethod = "GET"
+            c.useCaches = false
+            c.instanceFollowRedirects = false
+            c.connectTimeout = connectTimeoutMs
+            c.readTimeout = readTimeoutMs
+            c.setRequestProperty("Cache-Control", "no-store")
+            c.setRequestProperty("Accept", "application/json")
+            c.setRequestProperty("Authorization", "Bearer $token")
+            val status = c.responseCode
+            if (status !in 100..599) return ProfileResult(null)
+            if (status != 200) {
+                try {
+                    c.errorStream?.use { s -> while (s.read(ByteArray(4096)) >= 0) continue }
+                } catch (_: IOException) {
+                }
+                return ProfileResult(status)
+            }
+            val body = c.inputStream.use { s ->
+                val out = java.io.ByteArrayOutputStream()
+                val b = ByteArray(8192)
+                while (true) {
+                    val n = s.read(b)
+                    if (n < 0) break
+                    out.write(b, 0, n)
+                    // Too large to be a profile: a failed request, retried later by the core.
+                    if (out.size() > maxBytes) return ProfileResult(status, null)
+                }
+                out.toByteArray()
+            }
+            return ProfileResult(status, body)
+        } catch (e: IOException) {
+            c.disconnect()
+            return ProfileResult(null)
+        }
+    }
+}
+
 /** Everything but the configuration and the directory; all optional. */
 class ThreadlineOptions(
     val transport: Transport = HttpTransport(),
@@ -306,4 +382,6 @@ class ThreadlineOptions(
     val fastPath: Boolean = true,
     /** Performs the rules artifact requests (when the configuration has `rules.url`). */
     val rulesTransport: RulesTransport = HttpRulesTransport(),
+    /** Performs the profile requests (after [Threadline.identify] with a user token). */
+    val profileTransport: ProfileTransport = HttpProfileTransport(),
 )

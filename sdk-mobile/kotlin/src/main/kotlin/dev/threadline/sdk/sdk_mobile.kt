@@ -705,6 +705,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_next_handoff(
     ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_next_profile_fetch(
+    ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_next_rules_fetch(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_next_upload(
@@ -720,6 +722,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_sdk_mobile_checksum_method_client_poll_timeout_ms(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_poll_upload(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_profile_fetched(
+    ): Int
+    external fun uniffi_sdk_mobile_checksum_method_client_refresh_profile(
     ): Int
     external fun uniffi_sdk_mobile_checksum_method_client_refresh_rules(
     ): Int
@@ -817,13 +823,15 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_handoff_finished(`ptr`: Long,`id`: Long,`accepted`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_sdk_mobile_fn_method_client_identify(`ptr`: Long,`userId`: RustBuffer.ByValue,`traitsJson`: RustBuffer.ByValue,`idsJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_sdk_mobile_fn_method_client_identify(`ptr`: Long,`userId`: RustBuffer.ByValue,`traitsJson`: RustBuffer.ByValue,`idsJson`: RustBuffer.ByValue,`userToken`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_load_rules(`ptr`: Long,`artifact`: RustBuffer.ByValue,`signature`: RustBuffer.ByValue,`replace`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_sdk_mobile_fn_method_client_network_available(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_sdk_mobile_fn_method_client_next_handoff(`ptr`: Long,`maxBodyBytes`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_next_profile_fetch(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_next_rules_fetch(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -841,6 +849,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_sdk_mobile_fn_method_client_poll_upload(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_sdk_mobile_fn_method_client_profile_fetched(`ptr`: Long,`id`: Long,`status`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sdk_mobile_fn_method_client_refresh_profile(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_sdk_mobile_fn_method_client_refresh_rules(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_sdk_mobile_fn_method_client_reset(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1043,7 +1055,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sdk_mobile_checksum_method_client_handoff_finished() and 0xFFFF) != 53308) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_sdk_mobile_checksum_method_client_identify() and 0xFFFF) != 23109) {
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_identify() and 0xFFFF) != 40850) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_load_rules() and 0xFFFF) != 49730) {
@@ -1053,6 +1065,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_next_handoff() and 0xFFFF) != 8268) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_next_profile_fetch() and 0xFFFF) != 26350) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_next_rules_fetch() and 0xFFFF) != 31577) {
@@ -1077,6 +1092,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_poll_upload() and 0xFFFF) != 11198) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_profile_fetched() and 0xFFFF) != 13415) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_refresh_profile() and 0xFFFF) != 12859) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_refresh_rules() and 0xFFFF) != 39195) {
@@ -1118,7 +1139,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sdk_mobile_checksum_method_client_stats() and 0xFFFF) != 64162) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_sdk_mobile_checksum_method_client_take_notices() and 0xFFFF) != 8121) {
+    if ((lib.uniffi_sdk_mobile_checksum_method_client_take_notices() and 0xFFFF) != 14553) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sdk_mobile_checksum_method_client_take_store_log() and 0xFFFF) != 29315) {
@@ -1675,9 +1696,12 @@ public interface ClientInterface {
     /**
      * Attaches a user id, traits (JSON object) and namespaced ids (JSON
      * object, e.g. `{"email": ...}`, hashed as configured) and records an
-     * `identify` event; returns its messageId.
+     * `identify` event; returns its messageId. `user_token` (issued by the
+     * app's back end for this user id, never sent with events) lets the
+     * client fetch the person's profile from their other devices
+     * (`next_profile_fetch`).
      */
-    fun `identify`(`userId`: kotlin.String?, `traitsJson`: kotlin.String?, `idsJson`: kotlin.String?): kotlin.String
+    fun `identify`(`userId`: kotlin.String?, `traitsJson`: kotlin.String?, `idsJson`: kotlin.String?, `userToken`: kotlin.String?): kotlin.String
     
     /**
      * Hands over an artifact the app carries (bundled in the app, or from
@@ -1703,6 +1727,13 @@ public interface ClientInterface {
      * confirmed; the collector drops the duplicates by messageId.
      */
     fun `nextHandoff`(`maxBodyBytes`: kotlin.UInt): Upload?
+    
+    /**
+     * The profile request to perform now, if one is due (the host loop asks
+     * after its rules requests; `poll_timeout_ms` already counts the due
+     * time). Only with `personalization` granted, a user id and its token.
+     */
+    fun `nextProfileFetch`(): ProfileFetch?
     
     /**
      * The rules request to perform now, if one is due (the host loop asks
@@ -1756,6 +1787,23 @@ public interface ClientInterface {
      * As `next_upload`, and says how long to wait when nothing is due.
      */
     fun `pollUpload`(): UploadPoll
+    
+    /**
+     * Reports a profile request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `body` the response body of a 200. Any
+     * other outcome is a failure the core retries later, except 401/403:
+     * the token was refused, an error here and a `ProfileSyncRefused`
+     * notice, and nothing is fetched until `identify` brings a new token.
+     * A body the core refuses (another user, corrupt) is an error too;
+     * decisions keep what they had.
+     */
+    fun `profileFetched`(`id`: kotlin.ULong, `status`: kotlin.UShort?, `body`: kotlin.ByteArray?)
+    
+    /**
+     * Fetches the person's profile at once (say, after a purchase on
+     * another device), unless one is in flight or nothing may be fetched.
+     */
+    fun `refreshProfile`()
     
     /**
      * Revalidates the artifact at once: the next `next_rules_fetch` returns
@@ -1838,7 +1886,8 @@ public interface ClientInterface {
     
     /**
      * Notices since the last call (session started, consent changed,
-     * rules loaded or rejected), oldest first; at most the last 64 are kept.
+     * rules loaded or rejected, profile synced or refused), oldest first;
+     * at most the last 64 are kept.
      */
     fun `takeNotices`(): List<Notice>
     
@@ -2189,9 +2238,12 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     /**
      * Attaches a user id, traits (JSON object) and namespaced ids (JSON
      * object, e.g. `{"email": ...}`, hashed as configured) and records an
-     * `identify` event; returns its messageId.
+     * `identify` event; returns its messageId. `user_token` (issued by the
+     * app's back end for this user id, never sent with events) lets the
+     * client fetch the person's profile from their other devices
+     * (`next_profile_fetch`).
      */
-    @Throws(ThreadlineException::class)override fun `identify`(`userId`: kotlin.String?, `traitsJson`: kotlin.String?, `idsJson`: kotlin.String?): kotlin.String {
+    @Throws(ThreadlineException::class)override fun `identify`(`userId`: kotlin.String?, `traitsJson`: kotlin.String?, `idsJson`: kotlin.String?, `userToken`: kotlin.String?): kotlin.String {
             return FfiConverterString.lift(
     callWithHandle {
     uniffiRustCallWithError(ThreadlineException) { _status ->
@@ -2200,7 +2252,8 @@ open class Client: Disposable, AutoCloseable, ClientInterface
         
         FfiConverterOptionalString.lower(`userId`),
         FfiConverterOptionalString.lower(`traitsJson`),
-        FfiConverterOptionalString.lower(`idsJson`),_status)
+        FfiConverterOptionalString.lower(`idsJson`),
+        FfiConverterOptionalString.lower(`userToken`),_status)
 }
     }
     )
@@ -2263,6 +2316,24 @@ open class Client: Disposable, AutoCloseable, ClientInterface
         it,
         
         FfiConverterUInt.lower(`maxBodyBytes`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The profile request to perform now, if one is due (the host loop asks
+     * after its rules requests; `poll_timeout_ms` already counts the due
+     * time). Only with `personalization` granted, a user id and its token.
+     */override fun `nextProfileFetch`(): ProfileFetch? {
+            return FfiConverterOptionalTypeProfileFetch.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_next_profile_fetch(
+        it,
+        _status)
 }
     }
     )
@@ -2408,6 +2479,47 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Reports a profile request: `status` is the HTTP status (`None`: no
+     * answer, a network error), `body` the response body of a 200. Any
+     * other outcome is a failure the core retries later, except 401/403:
+     * the token was refused, an error here and a `ProfileSyncRefused`
+     * notice, and nothing is fetched until `identify` brings a new token.
+     * A body the core refuses (another user, corrupt) is an error too;
+     * decisions keep what they had.
+     */
+    @Throws(ThreadlineException::class)override fun `profileFetched`(`id`: kotlin.ULong, `status`: kotlin.UShort?, `body`: kotlin.ByteArray?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ThreadlineException) { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_profile_fetched(
+        it,
+        
+        FfiConverterULong.lower(`id`),
+        FfiConverterOptionalUShort.lower(`status`),
+        FfiConverterOptionalByteArray.lower(`body`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Fetches the person's profile at once (say, after a purchase on
+     * another device), unless one is in flight or nothing may be fetched.
+     */override fun `refreshProfile`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sdk_mobile_fn_method_client_refresh_profile(
+        it,
+        _status)
+}
+    }
+    
     
 
     
@@ -2650,7 +2762,8 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     
     /**
      * Notices since the last call (session started, consent changed,
-     * rules loaded or rejected), oldest first; at most the last 64 are kept.
+     * rules loaded or rejected, profile synced or refused), oldest first;
+     * at most the last 64 are kept.
      */override fun `takeNotices`(): List<Notice> {
             return FfiConverterSequenceTypeNotice.lift(
     callWithHandle {
@@ -3286,6 +3399,55 @@ public object FfiConverterTypePlacementDecisions: FfiConverterRustBuffer<Placeme
 
 
 /**
+ * A profile request the host must perform: `GET url` with
+ * `Authorization: Bearer <token>` and no HTTP cache in between, then report
+ * with [`Client::profile_fetched`]. The token is the person's credential:
+ * it goes in that header only, never in a log.
+ */
+data class ProfileFetch (
+    var `id`: kotlin.ULong
+    , 
+    var `url`: kotlin.String
+    , 
+    var `token`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeProfileFetch: FfiConverterRustBuffer<ProfileFetch> {
+    override fun read(buf: ByteBuffer): ProfileFetch {
+        return ProfileFetch(
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ProfileFetch) = (
+            FfiConverterULong.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterString.allocationSize(value.`token`)
+    )
+
+    override fun write(value: ProfileFetch, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`id`, buf)
+            FfiConverterString.write(value.`url`, buf)
+            FfiConverterString.write(value.`token`, buf)
+    }
+}
+
+
+
+/**
  * A rules artifact request the host must perform: `GET url`, with
  * `If-None-Match: etag` when set and no HTTP cache in between, then report
  * with [`Client::rules_fetched`]. `signature`: this is the detached `.sig`
@@ -3445,6 +3607,32 @@ sealed class Notice {
         companion object
     }
     
+    /**
+     * The collector's profile of the person (their other devices) arrived
+     * and `decide` uses it; `audiences` are the collector's.
+     */
+    data class ProfileSynced(
+        val `audiences`: List<kotlin.String>) : Notice()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The collector refused the user token: decisions use this device's
+     * history only until `identify` brings a new token.
+     */
+    data class ProfileSyncRefused(
+        val `status`: kotlin.UShort) : Notice()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -3473,6 +3661,12 @@ public object FfiConverterTypeNotice : FfiConverterRustBuffer<Notice>{
             4 -> Notice.RulesRejected(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
+                )
+            5 -> Notice.ProfileSynced(
+                FfiConverterSequenceString.read(buf),
+                )
+            6 -> Notice.ProfileSyncRefused(
+                FfiConverterUShort.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -3508,6 +3702,20 @@ public object FfiConverterTypeNotice : FfiConverterRustBuffer<Notice>{
                 + FfiConverterString.allocationSize(value.`message`)
             )
         }
+        is Notice.ProfileSynced -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterSequenceString.allocationSize(value.`audiences`)
+            )
+        }
+        is Notice.ProfileSyncRefused -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUShort.allocationSize(value.`status`)
+            )
+        }
     }
 
     override fun write(value: Notice, buf: ByteBuffer) {
@@ -3531,6 +3739,16 @@ public object FfiConverterTypeNotice : FfiConverterRustBuffer<Notice>{
                 buf.putInt(4)
                 FfiConverterString.write(value.`kind`, buf)
                 FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is Notice.ProfileSynced -> {
+                buf.putInt(5)
+                FfiConverterSequenceString.write(value.`audiences`, buf)
+                Unit
+            }
+            is Notice.ProfileSyncRefused -> {
+                buf.putInt(6)
+                FfiConverterUShort.write(value.`status`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -3642,6 +3860,23 @@ sealed class ThreadlineException: kotlin.Exception() {
             get() = "kind=${ `kind` }, detail=${ `detail` }"
     }
     
+    /**
+     * A profile answer was refused (decisions keep what they had) or a
+     * profile fetch was reported that is not in flight. `kind`:
+     * `sync.unauthorized` (401/403: the token is dropped until `identify`
+     * brings a new one), `profile.wrongUser`, `profile.corrupt`, ...,
+     * `sync.unknownFetch`.
+     */
+    class Sync(
+        
+        val `kind`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : ThreadlineException() {
+        override val message
+            get() = "kind=${ `kind` }, detail=${ `detail` }"
+    }
+    
 
     
 
@@ -3683,6 +3918,10 @@ public object FfiConverterTypeThreadlineError : FfiConverterRustBuffer<Threadlin
                 FfiConverterString.read(buf),
                 )
             7 -> ThreadlineException.Rules(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            8 -> ThreadlineException.Sync(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -3731,6 +3970,12 @@ public object FfiConverterTypeThreadlineError : FfiConverterRustBuffer<Threadlin
                 + FfiConverterString.allocationSize(value.`kind`)
                 + FfiConverterString.allocationSize(value.`detail`)
             )
+            is ThreadlineException.Sync -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
         }
     }
 
@@ -3771,6 +4016,12 @@ public object FfiConverterTypeThreadlineError : FfiConverterRustBuffer<Threadlin
             }
             is ThreadlineException.Rules -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`kind`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is ThreadlineException.Sync -> {
+                buf.putInt(8)
                 FfiConverterString.write(value.`kind`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
@@ -4046,6 +4297,38 @@ public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteA
         } else {
             buf.put(1)
             FfiConverterByteArray.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeProfileFetch: FfiConverterRustBuffer<ProfileFetch?> {
+    override fun read(buf: ByteBuffer): ProfileFetch? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeProfileFetch.read(buf)
+    }
+
+    override fun allocationSize(value: ProfileFetch?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeProfileFetch.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ProfileFetch?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeProfileFetch.write(value, buf)
         }
     }
 }

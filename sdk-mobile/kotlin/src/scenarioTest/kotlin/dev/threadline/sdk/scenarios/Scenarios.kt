@@ -252,6 +252,8 @@ class Run(
                 is Notice.ConsentChanged -> "consentChanged"
                 is Notice.RulesLoaded -> "rulesLoaded"
                 is Notice.RulesRejected -> "rulesRejected"
+                is Notice.ProfileSynced -> "profileSynced"
+                is Notice.ProfileSyncRefused -> "profileSyncRefused"
             }
             notices.add(s)
             log("notice $s")
@@ -314,6 +316,7 @@ class Run(
         is ThreadlineException.InvalidConsent -> e.kind
         is ThreadlineException.Decide -> e.kind
         is ThreadlineException.Rules -> e.kind
+        is ThreadlineException.Sync -> e.kind
         else -> fail("unexpected exception $e ${e.message}")
     }
 
@@ -365,7 +368,8 @@ class Run(
                             val user = o.optStr("userId")
                             val traits = o.optStr("traits")
                             val ids = o.optStr("ids")
-                            client.identify(user, traits, ids)
+                            val token = o.optStr("userToken")
+                            client.identify(user, traits, ids, token)
                         }
                         else -> {
                             val user = o.reqStr("userId")
@@ -549,6 +553,57 @@ class Run(
                     }
                 }
             }
+            "profileFetch" -> {
+                val want = o.take("expect") ?: fail("profileFetch: \"expect\" is required")
+                val reply = o.take("reply")
+                val fetch = client.nextProfileFetch()
+                if (fetch == null) {
+                    log("profileFetch none")
+                    if (!want.isJsonNull) fail("profileFetch: expected $want, no request was due")
+                    if (reply != null) fail("profileFetch: \"reply\" given but no request was due")
+                } else {
+                    log("profileFetch ${fetch.url} ${fetch.token}")
+                    if (want.isJsonNull) fail("profileFetch: expected none, got a request for ${fetch.url}")
+                    val w = Obj(want, "profileFetch expect")
+                    val device = (Json.parse(client.getIdentity()) as? JsonObject)?.get("deviceId")
+                        ?.takeIf { it.isJsonPrimitive }?.asString.orEmpty()
+                    val fields = JsonObject()
+                    w.take("url")?.let {
+                        if (!(it is JsonPrimitive && it.isString)) fail("profileFetch: \"url\" must be a string")
+                        fields.addProperty("url", it.asString.replace("{deviceId}", device))
+                    }
+                    w.take("token")?.let { fields.add("token", it) }
+                    w.done()
+                    val doc = JsonObject().also {
+                        it.addProperty("url", fetch.url)
+                        it.addProperty("token", fetch.token)
+                    }
+                    matchFields("profileFetch", doc, fields)
+                    val r = Obj(reply ?: fail("profileFetch: \"reply\" is required"), "profileFetch reply")
+                    val network = r.optBool("network") ?: false
+                    val status = r.optU64("status")
+                    val body = when (val a = r.take("profile")) {
+                        null -> null
+                        is JsonPrimitive -> if (a.isString) a.asString else fail("profileFetch: \"profile\" must be an object or a string")
+                        is JsonObject -> a.toString()
+                        else -> fail("profileFetch: \"profile\" must be an object or a string")
+                    }
+                    val jitter = r.optU64("jitter") ?: 0uL
+                    if (jitter > UInt.MAX_VALUE.toULong()) fail("profileFetch: jitter must fit in 32 bits")
+                    r.done()
+                    if (network == (status != null)) fail("profileFetch: a reply is a status or a network error")
+                    if (status != null && status > 65535u) fail("profileFetch: bad status")
+                    source.setJitter(jitter.toUInt())
+                    try {
+                        client.profileFetched(fetch.id, status?.toUShort(), body?.toByteArray(Charsets.UTF_8))
+                    } catch (e: ScenarioFailure) {
+                        throw e
+                    } catch (e: Exception) {
+                        gotError = kindOf(e)
+                    }
+                }
+            }
+            "refreshProfile" -> client.refreshProfile()
             "flush" -> client.flush()
             "networkAvailable" -> client.networkAvailable()
             "advance" -> {
