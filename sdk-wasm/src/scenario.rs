@@ -261,7 +261,14 @@ impl ScenarioCore {
         let (now, random) = (millis(now)?, random16(random)?);
         Ok(self
             .client
-            .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), user_token.as_deref(), now, random)
+            .identify(
+                user_id.as_deref(),
+                traits.as_deref(),
+                ids.as_deref(),
+                user_token.as_deref(),
+                now,
+                random,
+            )
             .map_err(HarnessError::Event)?)
     }
 
