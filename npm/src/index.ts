@@ -706,8 +706,7 @@ class WebClient implements Client {
     if (options !== undefined && !isPlainObject(options)) {
       throw new TypeError('threadline: identify options must be a plain object ({ ids, userToken })');
     }
-    const token = options?.userToken;
-    if (token !== undefined) requireString('userToken', token);
+    const token = options?.userToken === undefined ? undefined : requireString('userToken', options.userToken);
     const ids = options?.ids;
     if (ids !== undefined) {
       if (!isPlainObject(ids)) throw new TypeError('threadline: ids must be a plain object');
