@@ -1567,4 +1567,6 @@ mod consent_tests;
 #[cfg(test)]
 mod decide_tests;
 #[cfg(test)]
+mod sync_tests;
+#[cfg(test)]
 mod tests;

@@ -485,6 +485,31 @@ mod tests {
     }
 
     #[test]
+    fn audiences_for_the_collector_and_the_collectors_for_the_device() {
+        let e = engine();
+        let mut server = Profile::new(ProfileConfig::default());
+        assert!(e.audiences(&server, T0).is_empty());
+        assert!(Engine::default().audiences(&server, T0).is_empty(), "no artifact, no audiences");
+        let slacks =
+            json!({"type": "track", "event": "Product Viewed", "properties": {"productId": "slacks-01"}});
+        server.learn_message(&slacks, T0);
+        server.learn_message(&slacks, T0 + 1);
+        server.learn_message(&json!({"type": "identify", "traits": {"plan": "gold"}}), T0 + 2);
+        assert_eq!(e.audiences(&server, T0 + 3), ["slacks-browsers", "vip"]);
+        // The device knows nothing itself; the collector's answer puts it in
+        // both audiences (counts and traits merged, audiences joined).
+        let body = server.to_remote_json("u1", T0 + 3, Some("shop-1"), &["vip".to_owned()]);
+        let mut device = Profile::new(ProfileConfig::default());
+        assert_eq!(
+            ids(&e.decide("home", &DecideOptions { max: 3, ..opts(T0 + 4) }, &device).unwrap()),
+            ["home-welcome"]
+        );
+        device.set_remote(crate::profile::Remote::from_json(&body, "u1").unwrap(), T0 + 4);
+        let got = e.decide("home", &DecideOptions { max: 3, ..opts(T0 + 4) }, &device).unwrap();
+        assert_eq!(ids(&got), ["slacks-discount", "vip-perk"]);
+    }
+
+    #[test]
     fn ranks_caps_schedules_and_context() {
         let e = engine();
         let mut p = Profile::default();

@@ -42,6 +42,9 @@ pub enum ConfigError {
     /// An empty admin token would make `Authorization: Bearer ` pass.
     #[error("--admin-token must not be empty")]
     EmptyAdminToken,
+    /// An empty secret would let anyone mint user tokens.
+    #[error("--profile-secret must not be empty")]
+    EmptyProfileSecret,
 }
 
 /// Everything [`crate::start`] needs to run a collector.
@@ -68,8 +71,17 @@ pub struct Config {
     pub faults: FaultSettings,
     /// Seed of the fault RNG; `None` draws one (it is reported by `GET /admin/faults`).
     pub seed: Option<u64>,
-    /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
+    /// When set, `/admin/*` requires `Authorization: Bearer <token>`; the person API
+    /// (`/admin/api/*`) is only served when it is set.
     pub admin_token: Option<String>,
+    /// Secret shared with the sites' back ends that issue user tokens; without it
+    /// `GET /v1/profile` answers 404.
+    pub profile_secret: Option<String>,
+    /// Rules artifact the audiences of served profiles are evaluated with
+    /// (`<path>.sig` beside it is its signature).
+    pub profile_rules: Option<PathBuf>,
+    /// Base64 Ed25519 public key that the rules artifact must be signed with.
+    pub rules_public_key: Option<String>,
 }
 
 impl Default for Config {
@@ -86,6 +98,9 @@ impl Default for Config {
             faults: FaultSettings::default(),
             seed: None,
             admin_token: None,
+            profile_secret: None,
+            profile_rules: None,
+            rules_public_key: None,
         }
     }
 }
@@ -105,6 +120,9 @@ impl Config {
         }
         if self.admin_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyAdminToken);
+        }
+        if self.profile_secret.as_deref() == Some("") {
+            return Err(ConfigError::EmptyProfileSecret);
         }
         for (flag, dir) in [("--static-dir", &self.static_dir), ("--npm-dir", &self.npm_dir)] {
             if let Some(path) = dir {
@@ -128,9 +146,13 @@ pub fn default_db_path() -> PathBuf {
 #[command(
     name = "threadline-collector",
     version,
-    about = "Reference collector for Threadline: receives Segment-spec batches, stores them in SQLite, injects faults for tests."
+    about = "Reference collector for Threadline: receives Segment-spec batches, stores them in SQLite, injects faults for tests.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// Without a subcommand the collector runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Interface to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -179,9 +201,38 @@ pub struct Cli {
     /// Seed of the fault RNG [default: random].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Require `Authorization: Bearer <token>` on /admin/* endpoints.
+    /// Require `Authorization: Bearer <token>` on /admin/* endpoints (and enable the
+    /// person API under /admin/api/).
     #[arg(long)]
     pub admin_token: Option<String>,
+    /// Secret of the user tokens accepted by GET /v1/profile (shared with the back ends
+    /// that issue them).
+    #[arg(long, env = "THREADLINE_PROFILE_SECRET", hide_env_values = true)]
+    pub profile_secret: Option<String>,
+    /// Rules artifact (JSON) whose audiences served profiles are evaluated against;
+    /// re-read when it changes.
+    #[arg(long)]
+    pub profile_rules: Option<PathBuf>,
+    /// Base64 Ed25519 public key the rules artifact must be signed with (`<file>.sig`).
+    #[arg(long)]
+    pub rules_public_key: Option<String>,
+}
+
+/// Subcommands of the binary.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print a user token for GET /v1/profile, as a site's back end would issue it.
+    IssueToken {
+        /// The shared secret (as given to --profile-secret).
+        #[arg(long, env = "THREADLINE_PROFILE_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The user id the token is for.
+        #[arg(long)]
+        user: String,
+        /// Lifetime of the token.
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: u64,
+    },
 }
 
 impl Cli {
@@ -207,6 +258,9 @@ impl Cli {
             },
             seed: self.seed,
             admin_token: self.admin_token,
+            profile_secret: self.profile_secret,
+            profile_rules: self.profile_rules,
+            rules_public_key: self.rules_public_key,
         }
     }
 }

@@ -18,16 +18,21 @@
 
 pub mod config;
 pub mod faults;
+mod graph;
 pub mod ingest;
+pub mod people;
 mod routes;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod token;
 
 use std::sync::Arc;
 
 pub use config::{Cli, Config, ConfigError};
 pub use faults::{DropPhase, FaultError, FaultSettings};
+pub use graph::Removed;
+pub use people::RulesError;
 pub use server::{RunningServer, ServerError};
 pub use store::StoreError;
 
@@ -40,6 +45,9 @@ pub enum Error {
     /// The initial fault settings are out of range.
     #[error("invalid fault settings: {0}")]
     Faults(#[from] FaultError),
+    /// The rules artifact for served profiles is unusable.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -66,6 +74,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     config.validate()?;
     let faults = faults::FaultInjector::new(config.faults.clone(), config.seed)?;
     let fault_seed = faults.seed();
+    let rules = people::Rules::new(config.profile_rules.clone(), config.rules_public_key.as_deref())?;
     let store = store::Store::open(config.db_path.clone(), config.fresh).await?;
     let state = Arc::new(routes::AppState {
         store,
@@ -74,6 +83,8 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         write_keys: config.write_keys.clone(),
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
+        profile_secret: config.profile_secret.clone(),
+        rules,
     });
     let router = routes::router(state, &config);
 

@@ -1,15 +1,34 @@
 //! `threadline-collector`: parses the command line, starts the server, prints the URL
 //! on stdout (one line, for scripts), and stops on Ctrl-C or SIGTERM.
+//! `threadline-collector issue-token --secret S --user U` prints a user token instead.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use threadline_collector::{start, Cli, FaultSettings};
+use threadline_collector::config::Command;
+use threadline_collector::{start, token, Cli, FaultSettings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Cli::parse().into_config();
+    let mut cli = Cli::parse();
+    if let Some(Command::IssueToken { secret, user, ttl_seconds }) = cli.command.take() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return match token::issue(secret.as_bytes(), &user, now.saturating_add(ttl_seconds)) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("threadline-collector: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = cli.into_config();
     let faults_configured = config.faults != FaultSettings::default();
     let server = match start(config).await {
         Ok(server) => server,

@@ -3,6 +3,8 @@
 mod admin;
 mod assets;
 mod batch;
+mod people;
+mod profile;
 mod read;
 
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub(crate) struct AppState {
     pub(crate) write_keys: Vec<String>,
     pub(crate) max_body_bytes: usize,
     pub(crate) admin_token: Option<String>,
+    pub(crate) profile_secret: Option<String>,
+    pub(crate) rules: crate::people::Rules,
 }
 
 impl AppState {
@@ -121,6 +125,11 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON error `{"error": text}` (the shape of the profile and person APIs).
+pub(crate) fn error_json(status: StatusCode, text: &str) -> Response {
+    (status, Json(json!({ "error": text }))).into_response()
+}
+
 /// Builds the application: API routes, optional static directories, CORS.
 pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
     let mut router = Router::new()
@@ -130,6 +139,9 @@ pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
         .route("/healthz", get(read::healthz))
         .route("/admin/faults", get(admin::get_faults).post(admin::post_faults))
         .route("/admin/reset", post(admin::reset))
+        .route("/v1/profile", get(profile::get_profile))
+        .route("/admin/api/search", get(people::search))
+        .route("/admin/api/people/{id}", get(people::get_person).delete(people::delete_person))
         .with_state(state);
     if let Some(dir) = &config.npm_dir {
         router = router.nest_service("/npm", assets::directory(dir));
@@ -148,7 +160,7 @@ pub(crate) fn router(state: Arc<AppState>, config: &Config) -> Router {
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([AUTHORIZATION, CONTENT_TYPE, CONTENT_ENCODING, IF_NONE_MATCH])
         .expose_headers([RETRY_AFTER, ETAG])
         .allow_credentials(true)
