@@ -26,7 +26,12 @@ WASM_CARGO_QUIET=1 WASM_IMMEDIATE_ABORT=1 \
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$out"
 wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/wasm-release/$crate.wasm"
-npx --prefix npm --no-install wasm-opt -Oz "$out/${crate}_bg.wasm" -o "$out/${crate}_bg.wasm"
+# --low-memory-unused: nothing valid lives below address 1024 (rustc links the
+# 1 MiB stack first, data starts at 1 MiB; only the last KiB of a full stack
+# would be there), so binaryen may fold pointer arithmetic into load/store
+# offsets: about 1 KB brotli less wasm, and as much less wasm2js output.
+opt_low=--low-memory-unused
+npx --prefix npm --no-install wasm-opt -Oz $opt_low "$out/${crate}_bg.wasm" -o "$out/${crate}_bg.wasm"
 rm -f "$out/${crate}_bg.wasm.d.ts"
 
 # The JavaScript engine. wasm2js cannot translate a second table (the
@@ -42,9 +47,9 @@ trap 'rm -rf "$js_tmp"' EXIT
 wasm-bindgen --target web --out-dir "$js_tmp" "$js_target/wasm32-unknown-unknown/wasm-release/$crate.wasm"
 # wasm2js mistranslates the saturating float-to-int conversions (invalid
 # output); lower them to plain ones with range checks first.
-npx --prefix npm --no-install wasm-opt --llvm-nontrapping-fptoint-lowering \
+npx --prefix npm --no-install wasm-opt --llvm-nontrapping-fptoint-lowering $opt_low \
   "$js_tmp/${crate}_bg.wasm" -o "$js_tmp/lowered.wasm"
-npx --prefix npm --no-install wasm2js -Oz "$js_tmp/lowered.wasm" -o "$js_tmp/core.js"
+npx --prefix npm --no-install wasm2js -Oz $opt_low "$js_tmp/lowered.wasm" -o "$js_tmp/core.js"
 node npm/scripts/wasm2js-module.mjs "$js_tmp/$crate.js" "$js_tmp/core.js" "$out/${crate}_js.js"
 printf '%s\n' "export { Threadline } from './${crate}.js';" "/** Starts the JavaScript engine (once). */" \
   "export function initJs(): unknown;" > "$out/${crate}_js.d.ts"

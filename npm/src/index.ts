@@ -157,6 +157,23 @@ export interface ProfileOptions {
   maxAssignments?: number;
 }
 
+/**
+ * Profile sync: what the collector knows of the person from their other
+ * devices (the app, another browser) counts in `decide` here. Fetched only
+ * while `personalization` is granted, rules are in use, and `identify` gave
+ * a user id with a `userToken` (issued by your own back end).
+ */
+export interface ProfileSyncOptions {
+  /** Default `true`. Off: this browser decides with its own history only. */
+  enabled?: boolean;
+  /** Default `<endpoint>/v1/profile`. */
+  url?: string;
+  /** How old the collector's part may get before it is fetched again. Default 600000. */
+  refreshIntervalMs?: number;
+  /** First retry after a failed fetch (doubling up to the refresh interval). Default 30000. */
+  retryMs?: number;
+}
+
 /** An artifact shipped with the page (the second argument of `createClient`). */
 export interface RulesOptions {
   /**
@@ -183,6 +200,8 @@ export interface ClientOptions {
   /** The rules artifact for on-device decisions. */
   rules?: RulesConfig;
   profile?: ProfileOptions;
+  /** Fetching the person's profile from the collector (see `identify`'s `userToken`). */
+  profileSync?: ProfileSyncOptions;
   /** Prefix of the localStorage/sessionStorage keys. Default `threadline`. */
   storagePrefix?: string;
   /** Keep the queue and identity in localStorage. Default `true`. */
@@ -318,6 +337,19 @@ export interface Ids {
   [namespace: string]: string | undefined;
 }
 
+/** The third argument of `identify`. */
+export interface IdentifyOptions {
+  /** Namespaced ids: emails and phone numbers are normalised and hashed. */
+  ids?: Ids;
+  /**
+   * A token your back end issued for this user id (see the collector's
+   * `/v1/profile`): with it the client fetches what the person did on their
+   * other devices. Kept with the identity, never sent with events; a token
+   * the collector refuses is dropped (`profileSyncRefused`).
+   */
+  userToken?: string;
+}
+
 /** What `on` can listen to, and what each listener receives. */
 export interface ClientEvents {
   sessionStart: { sessionId: number };
@@ -326,6 +358,13 @@ export interface ClientEvents {
   rulesLoaded: { revision: string | null };
   /** An artifact was refused; the previous one (if any) stays in use. */
   rulesError: { kind: RulesErrorKind; message: string };
+  /** The collector's profile of the person arrived and `decide` uses it; its audiences. */
+  profileSync: { audiences: string[] };
+  /**
+   * The collector refused the user token (HTTP 401/403): decisions use this
+   * browser's history only until `identify` brings a new token.
+   */
+  profileSyncRefused: { status: number };
 }
 
 export interface Client {
@@ -340,9 +379,11 @@ export interface Client {
   page(name?: string, properties?: Properties): string | undefined;
   /**
    * Attaches a known user id, traits and namespaced ids to this browser;
-   * any may be left out (`identify(undefined, traits)`), not all.
+   * any may be left out (`identify(undefined, traits)`), not all. With a
+   * `userToken` the person's profile is fetched from the collector (a
+   * `profileSync` event follows).
    */
-  identify(userId?: string | null, traits?: Properties, options?: { ids?: Ids }): string | undefined;
+  identify(userId?: string | null, traits?: Properties, options?: IdentifyOptions): string | undefined;
   /** Links `userId` with `previousId` (default: the current user id, else the device id). */
   alias(userId: string, previousId?: string): string | undefined;
   /** Logout: forgets the user id, traits, ids and session, and rotates the device id. */
@@ -394,16 +435,25 @@ export interface Client {
   refreshRules(): void;
   /** The `revision` of the artifact in use. */
   rulesRevision(): string | null;
+  /**
+   * Fetches the person's profile from the collector now (say after a
+   * purchase in the app), when it may be fetched at all; otherwise it is
+   * refreshed every `profileSync.refreshIntervalMs`.
+   */
+  refreshProfile(): void;
 }
 
 const CORE_KEYS = [
   'endpoint', 'writeKey', 'batch', 'retry', 'queue', 'limits', 'consent', 'identity', 'rules', 'profile',
+  'profileSync',
 ] as const;
 const WEB_KEYS = [
   'storagePrefix', 'persist', 'compress', 'requestTimeoutMs', 'beaconOnHide',
   'cookie', 'cookieName', 'cookieDomain', 'tcfApi',
 ] as const;
-const EVENTS: readonly (keyof ClientEvents)[] = ['sessionStart', 'consentChange', 'rulesLoaded', 'rulesError'];
+const EVENTS: readonly (keyof ClientEvents)[] = [
+  'sessionStart', 'consentChange', 'rulesLoaded', 'rulesError', 'profileSync', 'profileSyncRefused',
+];
 
 interface Core {
   engine: Engine;
@@ -650,12 +700,13 @@ class WebClient implements Client {
     });
   }
 
-  identify(userId?: string | null, traits?: Properties, options?: { ids?: Ids }): string | undefined {
+  identify(userId?: string | null, traits?: Properties, options?: IdentifyOptions): string | undefined {
     if (userId !== undefined && userId !== null) requireString('userId', userId);
     const json = serialise('traits', traits);
     if (options !== undefined && !isPlainObject(options)) {
-      throw new TypeError('threadline: identify options must be a plain object ({ ids })');
+      throw new TypeError('threadline: identify options must be a plain object ({ ids, userToken })');
     }
+    const token = options?.userToken === undefined ? undefined : requireString('userToken', options.userToken);
     const ids = options?.ids;
     if (ids !== undefined) {
       if (!isPlainObject(ids)) throw new TypeError('threadline: ids must be a plain object');
@@ -666,7 +717,7 @@ class WebClient implements Client {
     const idsJson = serialise('ids', ids);
     return this.call((tl) => {
       this.followLocation(tl);
-      return tl.identify(userId ?? undefined, json, idsJson);
+      return tl.identify(userId ?? undefined, json, idsJson, token);
     });
   }
 
@@ -831,6 +882,10 @@ class WebClient implements Client {
 
   rulesRevision(): string | null {
     return this.call((tl) => tl.rulesRevision()) ?? null;
+  }
+
+  refreshProfile(): void {
+    this.call((tl) => tl.refreshProfile());
   }
 
 }

@@ -247,6 +247,9 @@ class Runner {
       case 'refreshRules':
         c.refreshRules();
         return;
+      case 'refreshProfile':
+        c.refreshProfile();
+        return;
       case 'shutdown':
         void c.shutdown();
         return;

@@ -9,7 +9,8 @@ use std::rc::{Rc, Weak};
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
 use sdk_core::{
-    Client, Millis, NextUpload, Notice, Outcome, Persist, RulesFetch, Store as Slot, Transport, Upload,
+    Client, Millis, NextUpload, Notice, Outcome, Persist, ProfileFetch, RulesFetch, Store as Slot, Transport,
+    Upload,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -520,7 +521,7 @@ pub fn drive(shared: &Shared) {
     let now = now_ms();
     let mut uploads = Vec::new();
     let mut resolved = Vec::new();
-    let rules;
+    let (rules, profile);
     {
         let Ok(mut d) = shared.try_borrow_mut() else { return };
         if d.closed {
@@ -530,6 +531,7 @@ pub fn drive(shared: &Shared) {
             uploads.push(u);
         }
         rules = d.core.next_rules_fetch(now);
+        profile = d.core.next_profile_fetch(now);
         d.persist(now, false);
         if uploads.is_empty() && d.core.uploads_in_flight() == 0 {
             resolved = std::mem::take(&mut d.flush_waiters);
@@ -543,6 +545,9 @@ pub fn drive(shared: &Shared) {
     if let Some(f) = rules {
         wasm_bindgen_futures::spawn_local(fetch_rules(shared.clone(), f));
     }
+    if let Some(f) = profile {
+        wasm_bindgen_futures::spawn_local(fetch_profile(shared.clone(), f));
+    }
     for r in resolved {
         let _ = r.call0(&JsValue::NULL);
     }
@@ -554,7 +559,8 @@ async fn fetch_rules(shared: Shared, first: RulesFetch) {
     let mut next = Some(first);
     while let Some(f) = next.take() {
         let Ok(timeout) = shared.try_borrow().map(|d| d.opts.request_timeout_ms) else { return };
-        let got = transport::get(&f.url, f.etag.as_deref(), timeout).await;
+        let etag = f.etag.as_deref().map(|t| ("If-None-Match", t));
+        let got = transport::get(&f.url, etag, timeout).await;
         let Ok(mut d) = shared.try_borrow_mut() else { return };
         if d.closed {
             return;
@@ -562,6 +568,27 @@ async fn fetch_rules(shared: Shared, first: RulesFetch) {
         let r = d.rand.u32();
         // A refused artifact is reported as a notice; the previous one stays.
         next = d.core.rules_fetched(f.id, got.response(), now_ms(), r).ok().flatten();
+    }
+    drive(&shared);
+}
+
+/// Performs the profile request the core asked for. Whatever comes back
+/// (the profile, a refused token, a network error) is the core's to judge;
+/// the page hears of it only through the `profileSync` /
+/// `profileSyncRefused` notices, never as a thrown error.
+async fn fetch_profile(shared: Shared, f: ProfileFetch) {
+    let Ok(timeout) = shared.try_borrow().map(|d| d.opts.request_timeout_ms) else { return };
+    let bearer = format!("Bearer {}", f.token);
+    let got = transport::get(&f.url, Some(("Authorization", &bearer)), timeout).await;
+    {
+        let Ok(mut d) = shared.try_borrow_mut() else { return };
+        if d.closed {
+            return;
+        }
+        let r = d.rand.u32();
+        // A refusal or a bad body comes back as an error and, for a refused
+        // token, a notice; the core has already scheduled what follows.
+        let _ = d.core.profile_fetched(f.id, got.profile(), now_ms(), r);
     }
     drive(&shared);
 }

@@ -105,16 +105,26 @@ impl Threadline {
 
     /// Attaches a known user id, traits and namespaced ids (`ids`: JSON
     /// `{"email":..,"phone":..,"crmId":..}`); later events carry the user
-    /// id. Any of the three may be left out, not all.
+    /// id. Any of the three may be left out, not all. `user_token` (from
+    /// the site's back end, for this user id; never sent with events) lets
+    /// the client fetch the person's profile from the collector.
     pub fn identify(
         &self,
         user_id: Option<String>,
         traits: Option<String>,
         ids: Option<String>,
+        user_token: Option<String>,
     ) -> Result<String, JsValue> {
         self.change(|d, now, random| {
             d.core
-                .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), None, now, random)
+                .identify(
+                    user_id.as_deref(),
+                    traits.as_deref(),
+                    ids.as_deref(),
+                    user_token.as_deref(),
+                    now,
+                    random,
+                )
                 .map_err(event_error)
         })
     }
@@ -182,8 +192,9 @@ impl Threadline {
 
     /// `f(kind, json)` hears of `"sessionStart"` (`{"sessionId"}`),
     /// `"consentChange"` (the consent now in force), `"rulesLoaded"`
-    /// (`{"revision"}`) and `"rulesError"` (`{"kind","message"}`), in a
-    /// microtask after the change; `undefined` stops it.
+    /// (`{"revision"}`), `"rulesError"` (`{"kind","message"}`),
+    /// `"profileSync"` (`{"audiences"}`) and `"profileSyncRefused"`
+    /// (`{"status"}`), in a microtask after the change; `undefined` stops it.
     #[wasm_bindgen(js_name = onNotice)]
     pub fn on_notice(&self, f: Option<Function>) {
         if let Ok(mut d) = self.shared.try_borrow_mut() {
@@ -319,6 +330,16 @@ impl Threadline {
     pub fn refresh_rules(&self) {
         if let Ok(mut d) = self.shared.try_borrow_mut() {
             d.core.refresh_rules(browser::now_ms());
+        }
+        driver::drive(&self.shared);
+    }
+
+    /// Fetches the person's profile from the collector now (after the
+    /// person did something elsewhere, say), if it may be fetched at all.
+    #[wasm_bindgen(js_name = refreshProfile)]
+    pub fn refresh_profile(&self) {
+        if let Ok(mut d) = self.shared.try_borrow_mut() {
+            d.core.refresh_profile();
         }
         driver::drive(&self.shared);
     }

@@ -18,8 +18,8 @@ use std::fmt;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use sdk_core::{
     Client, Config, ConfigError, ConsentError, DecideError, DecideRequest, DeliveryError, EventError, Millis,
-    NextUpload, Notice, Outcome, ProfileError, RulesError, RulesFetch, RulesResponse, SnapshotError, Store,
-    Transport, Upload,
+    NextUpload, Notice, Outcome, ProfileError, ProfileFetch, ProfileResponse, RulesError, RulesFetch,
+    RulesResponse, SnapshotError, Store, SyncError, Transport, Upload,
 };
 use wasm_bindgen::prelude::*;
 
@@ -39,6 +39,7 @@ enum HarnessError {
     Decide(DecideError),
     Rules(RulesError),
     Profile(ProfileError),
+    Sync(SyncError),
     /// A time from JS that is not a whole, non-negative, exactly held number.
     BadTime(f64),
     /// An upload id from JS that cannot be one the core handed out.
@@ -65,6 +66,7 @@ impl fmt::Display for HarnessError {
             HarnessError::Decide(e) => write!(f, "{e}"),
             HarnessError::Rules(e) => write!(f, "{e}"),
             HarnessError::Profile(e) => write!(f, "{e}"),
+            HarnessError::Sync(e) => write!(f, "{e}"),
             HarnessError::BadTime(t) => write!(f, "time {t} is not a whole number of ms in 0..=2^53-1"),
             HarnessError::BadUploadId(id) => write!(f, "{id} is not an upload id"),
             HarnessError::Unrepresentable(v) => write!(f, "{v} does not fit in a JS number exactly"),
@@ -86,6 +88,7 @@ impl HarnessError {
             HarnessError::Decide(e) => e.kind(),
             HarnessError::Rules(e) => e.kind(),
             HarnessError::Profile(_) => "profile.refused",
+            HarnessError::Sync(e) => e.kind(),
             HarnessError::Config(_) => "config.invalid",
             HarnessError::Snapshot(_) => "snapshot.refused",
             HarnessError::Delivery(_) => "delivery.unknownUpload",
@@ -180,6 +183,15 @@ fn fetch_object(f: Option<RulesFetch>) -> R<JsValue> {
     Ok(obj.into())
 }
 
+fn profile_fetch_object(f: Option<ProfileFetch>) -> R<JsValue> {
+    let Some(f) = f else { return Ok(JsValue::NULL) };
+    let obj = Object::new();
+    set(&obj, "id", &JsValue::from_f64(number(f.id)?))?;
+    set(&obj, "url", &JsValue::from_str(&f.url))?;
+    set(&obj, "token", &JsValue::from_str(&f.token))?;
+    Ok(obj.into())
+}
+
 fn json<T: serde::Serialize>(v: &T) -> R<String> {
     serde_json::to_string(v).map_err(|e| HarnessError::Json(e.to_string()))
 }
@@ -242,13 +254,21 @@ impl ScenarioCore {
         user_id: Option<String>,
         traits: Option<String>,
         ids: Option<String>,
+        user_token: Option<String>,
         now: f64,
         random: &[u8],
     ) -> Result<String, JsValue> {
         let (now, random) = (millis(now)?, random16(random)?);
         Ok(self
             .client
-            .identify(user_id.as_deref(), traits.as_deref(), ids.as_deref(), None, now, random)
+            .identify(
+                user_id.as_deref(),
+                traits.as_deref(),
+                ids.as_deref(),
+                user_token.as_deref(),
+                now,
+                random,
+            )
             .map_err(HarnessError::Event)?)
     }
 
@@ -429,6 +449,38 @@ impl ScenarioCore {
         Ok(fetch_object(f)?)
     }
 
+    /// `null`, or `{id, url, token}`.
+    pub fn next_profile_fetch(&mut self, now: f64) -> Result<JsValue, JsValue> {
+        let f = self.client.next_profile_fetch(millis(now)?);
+        Ok(profile_fetch_object(f)?)
+    }
+
+    /// `body` for a 200 with its bytes (`Body`), else `status` (none for a
+    /// network error: `Failed`); `random` the 32-bit random of the retry.
+    pub fn profile_fetched(
+        &mut self,
+        id: f64,
+        status: Option<u16>,
+        body: Option<Vec<u8>>,
+        now: f64,
+        random: u32,
+    ) -> Result<(), JsValue> {
+        let id = whole(id).ok_or(HarnessError::BadUploadId(id))?;
+        let response = match (status, body.as_deref()) {
+            (Some(200), Some(bytes)) => ProfileResponse::Body { bytes },
+            (status, None) => ProfileResponse::Failed { status },
+            (status, Some(_)) => {
+                return Err(HarnessError::BadOutcome(format!("a body with status {status:?}")).into())
+            }
+        };
+        self.client.profile_fetched(id, response, millis(now)?, random).map_err(HarnessError::Sync)?;
+        Ok(())
+    }
+
+    pub fn refresh_profile(&mut self) {
+        self.client.refresh_profile();
+    }
+
     pub fn restore_profile(&mut self, bytes: &[u8]) -> Result<(), JsValue> {
         self.client.restore_profile(bytes).map_err(HarnessError::Profile)?;
         Ok(())
@@ -453,7 +505,8 @@ impl ScenarioCore {
     }
 
     /// The notices since the last call, oldest first, by name:
-    /// `"sessionStarted"`, `"consentChanged"`, `"rulesLoaded"` or `"rulesRejected"`.
+    /// `"sessionStarted"`, `"consentChanged"`, `"rulesLoaded"`, `"rulesRejected"`,
+    /// `"profileSynced"` or `"profileSyncRefused"`.
     pub fn take_notices(&mut self) -> Array {
         self.client
             .take_notices()

@@ -256,9 +256,9 @@ async fn bad_arguments_raise_typed_errors_and_queue_nothing() {
     assert_eq!(error_class(&e), "RangeError");
     let e = t.track("E", Some("[1,2]".into())).unwrap_err();
     assert_eq!(error_class(&e), "TypeError");
-    let e = t.identify(Some(String::new()), None, None).unwrap_err();
+    let e = t.identify(Some(String::new()), None, None, None).unwrap_err();
     assert_eq!(error_class(&e), "TypeError");
-    let e = t.identify(None, None, Some(r#"{"email":"nope"}"#.into())).unwrap_err();
+    let e = t.identify(None, None, Some(r#"{"email":"nope"}"#.into()), None).unwrap_err();
     assert_eq!(error_class(&e), "TypeError");
     let s = stats(&t);
     assert_eq!((s["rejected"].as_u64(), s["queued"].as_u64()), (Some(4), Some(0)));
@@ -735,6 +735,7 @@ async fn identify_alias_reset_and_bad_browser_options() {
         Some("u-1".into()),
         Some(r#"{"plan":"pro"}"#.into()),
         Some(r#"{"email":"A@Example.com"}"#.into()),
+        None,
     )
     .unwrap();
     t.alias("u-2", None).unwrap();
@@ -1057,5 +1058,210 @@ async fn several_placements_are_decided_in_one_call() {
     assert_eq!(many["hero"][0]["variantId"], hero[0]["variantId"]);
     let err = t.decide_many(vec!["home".into(), "nowhere".into()], None, None).unwrap_err();
     assert_eq!(js_sys::Reflect::get(&err, &"kind".into()).unwrap(), "decide.unknownPlacement");
+    t.close();
+}
+
+// ---- profile sync ----------------------------------------------------------------
+
+#[wasm_bindgen(inline_js = r#"
+const profileCalls = [];
+let profileReplies = [];
+export function stubProfileFetch(prefix) {
+  profileCalls.length = 0;
+  profileReplies = [];
+  const collector = window.fetch;
+  window.fetch = async (u, init) => {
+    if (!String(u).startsWith(prefix)) return collector(u, init);
+    const headers = {};
+    new Headers(init.headers).forEach((v, k) => { headers[k] = v; });
+    profileCalls.push({ url: String(u), method: init.method, headers, cache: init.cache, credentials: init.credentials });
+    const r = profileReplies.shift() || { status: 503 };
+    if (r.network) throw new TypeError('Failed to fetch');
+    return new Response(r.body || '{"error":"no"}', { status: r.status });
+  };
+}
+export function profileReply(status, body, network) { profileReplies.push({ status, body, network }); }
+export function profileCallsSeen() { return JSON.stringify(profileCalls); }
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = stubProfileFetch)]
+    fn stub_profile_fetch(prefix: &str);
+    #[wasm_bindgen(js_name = profileReply)]
+    fn profile_reply(status: u16, body: Option<String>, network: bool);
+    #[wasm_bindgen(js_name = profileCallsSeen)]
+    fn profile_calls_seen() -> String;
+}
+
+const PROFILE_URL: &str = "https://collector.test/v1/profile";
+
+/// What the collector would serve for u-ann: the app's two views of the
+/// slacks and the order of them, an hour ago (counters in sdk-core's format).
+fn ann_profile(user: &str) -> String {
+    let t = js_sys::Date::now() as u64 - 3_600_000;
+    let counter = |n: u32| format!("[{n},{t},{t},[[{},{n}]],[[{},{n}]]]", t / 3_600_000, t / 86_400_000);
+    format!(
+        r#"{{"v":1,"userId":"{user}","at":{t},"revision":"demo-shop-2026-11-24","traits":{{"plan":"silver"}},
+        "events":{{"Product Viewed":{{"c":{v},"p":{{"productId":{{"slacks-01":{v}}}}}}},
+                   "Order Completed":{{"c":{o},"p":{{"productId":{{"slacks-01":{o}}}}}}}}},
+        "audiences":["recent-buyers"]}}"#,
+        v = counter(2),
+        o = counter(1)
+    )
+}
+
+fn profile_calls() -> Vec<serde_json::Value> {
+    json(&profile_calls_seen()).as_array().unwrap().clone()
+}
+
+fn notices_of(kind: &str) -> Vec<serde_json::Value> {
+    json(&notices_seen()).as_array().unwrap().iter().filter(|n| n[0] == kind).map(|n| n[1].clone()).collect()
+}
+
+/// Polls (the fetch and its notice run in later tasks) until `kind` was heard.
+async fn heard(kind: &str) -> Vec<serde_json::Value> {
+    for _ in 0..100 {
+        let seen = notices_of(kind);
+        if !seen.is_empty() {
+            return seen;
+        }
+        sleep(20).await;
+    }
+    panic!("no {kind} notice: {}", notices_seen());
+}
+
+const SLACKS: &str = r#"{"productId":"slacks-01"}"#;
+
+#[wasm_bindgen_test]
+async fn identify_with_a_token_fetches_the_profile_and_decide_uses_it() {
+    clear_storage();
+    stub_fetch();
+    stub_profile_fetch(PROFILE_URL);
+    let t = client_with("tl-s", "", &inline_shop()).await;
+    t.on_notice(Some(notice_sink()));
+    t.track("Product Viewed", Some(SLACKS.into())).unwrap();
+    t.track("Product Viewed", Some(SLACKS.into())).unwrap();
+    assert_eq!(offer(&t, "home"), "slacks-discount");
+    sleep(30).await;
+    assert!(profile_calls().is_empty(), "no user, no token: nothing asked");
+
+    profile_reply(200, Some(ann_profile("u-ann")), false);
+    t.identify(Some("u-ann".into()), None, None, Some("tok-1".into())).unwrap();
+    let synced = heard("profileSync").await;
+    assert_eq!(synced, vec![serde_json::json!({"audiences": ["recent-buyers"]})]);
+
+    let calls = profile_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let device = json(&t.get_identity())["deviceId"].as_str().unwrap().to_owned();
+    assert_eq!(calls[0]["url"], format!("{PROFILE_URL}?userId=u-ann&exclude={device}"));
+    assert_eq!(calls[0]["method"], "GET");
+    assert_eq!(calls[0]["headers"]["authorization"], "Bearer tok-1");
+    assert_eq!(
+        (calls[0]["cache"].as_str(), calls[0]["credentials"].as_str()),
+        (Some("no-store"), Some("omit"))
+    );
+    assert_eq!(offer(&t, "home"), "vip-shipping", "bought in the app: no discount, a recent buyer");
+
+    let sent: String = {
+        JsFuture::from(t.flush()).await.unwrap();
+        calls_text()
+    };
+    assert!(!sent.contains("tok-1"), "the token never goes out with events");
+    fire_pagehide();
+    let stored = Store::local(true).get("tl-s.profile").expect("profile stored");
+    t.close();
+
+    // The next page decides with the stored answer before (and without) any fetch.
+    stub_profile_fetch(PROFILE_URL);
+    let next = client_with("tl-s", "", &inline_shop()).await;
+    assert_eq!(offer(&next, "home"), "vip-shipping", "{stored}");
+    sleep(30).await;
+    assert!(profile_calls().is_empty(), "fresh enough: not fetched again on the next page");
+
+    // Another user: the collector's part of u-ann goes at once.
+    next.identify(Some("u-bob".into()), None, None, None).unwrap();
+    assert_eq!(offer(&next, "home"), "slacks-discount");
+    next.close();
+}
+
+fn calls_text() -> String {
+    calls().iter().map(|c| c["text"].as_str().unwrap().to_owned()).collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_token_is_reported_and_the_device_keeps_its_own_history() {
+    clear_storage();
+    stub_fetch();
+    stub_profile_fetch(PROFILE_URL);
+    let core = r#","profileSync":{"retryMs":100}"#;
+    let t = client_with("tl-r", core, &inline_shop()).await;
+    t.on_notice(Some(notice_sink()));
+    t.track("Product Viewed", Some(SLACKS.into())).unwrap();
+    t.track("Product Viewed", Some(SLACKS.into())).unwrap();
+
+    // A network error first: nothing thrown, retried after `retryMs`.
+    profile_reply(0, None, true);
+    profile_reply(401, Some(r#"{"error":"bad signature"}"#.into()), false);
+    t.identify(Some("u-ann".into()), None, None, Some("forged".into())).unwrap();
+    let refused = heard("profileSyncRefused").await;
+    assert_eq!(refused, vec![serde_json::json!({"status": 401})]);
+    assert_eq!(profile_calls().len(), 2, "one failure, one retry");
+    assert!(notices_of("profileSync").is_empty());
+    assert_eq!(offer(&t, "home"), "slacks-discount", "its own two views still count");
+
+    t.refresh_profile();
+    sleep(250).await;
+    assert_eq!(profile_calls().len(), 2, "a refused token is not tried again");
+
+    // A new token: asked at once.
+    profile_reply(200, Some(ann_profile("u-ann")), false);
+    t.identify(Some("u-ann".into()), None, None, Some("tok-2".into())).unwrap();
+    heard("profileSync").await;
+    let calls = profile_calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[2]["headers"]["authorization"], "Bearer tok-2");
+    assert_eq!(offer(&t, "home"), "vip-shipping");
+
+    // refreshProfile asks again now; an answer about someone else is refused whole.
+    profile_reply(200, Some(ann_profile("u-eve")), false);
+    t.refresh_profile();
+    for _ in 0..50 {
+        if profile_calls().len() == 4 {
+            break;
+        }
+        sleep(20).await;
+    }
+    sleep(30).await;
+    assert!(profile_calls().len() >= 4);
+    assert_eq!(offer(&t, "home"), "vip-shipping", "the good answer stays in use");
+    t.close();
+}
+
+#[wasm_bindgen_test]
+async fn without_personalization_no_profile_is_requested() {
+    clear_storage();
+    stub_fetch();
+    stub_profile_fetch(PROFILE_URL);
+    let core = r#","consent":{"default":{"analytics":"granted","personalization":"denied"}}"#;
+    let t = client_with("tl-p", core, &inline_shop()).await;
+    t.on_notice(Some(notice_sink()));
+    profile_reply(200, Some(ann_profile("u-ann")), false);
+    t.identify(Some("u-ann".into()), None, None, Some("tok-1".into())).unwrap();
+    t.refresh_profile();
+    sleep(100).await;
+    assert!(profile_calls().is_empty(), "{:?}", profile_calls());
+    let d = decide(&t, "home");
+    assert_eq!((d[0]["offerId"].as_str(), d[0]["isDefault"].as_bool()), (Some("home-welcome"), Some(true)));
+
+    // Granting it asks at once.
+    t.set_consent(r#"{"personalization":"granted"}"#).unwrap();
+    heard("profileSync").await;
+    assert_eq!(profile_calls().len(), 1);
+    assert_eq!(offer(&t, "home"), "vip-shipping");
+    // Denying it again deletes the collector's part with the profile.
+    t.set_consent(r#"{"personalization":"denied"}"#).unwrap();
+    assert_eq!(Store::local(true).get("tl-p.profile"), None);
+    t.set_consent(r#"{"personalization":"granted"}"#).unwrap();
+    let d = decide(&t, "home");
+    assert_eq!(d[0]["offerId"], "home-welcome", "nothing synced survives a denial: {d:?}");
     t.close();
 }

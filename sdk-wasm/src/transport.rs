@@ -4,7 +4,7 @@
 //! Only outcomes come back; what they mean is decided in sdk-core.
 
 use js_sys::{Array, Reflect, Uint8Array};
-use sdk_core::{Outcome, RulesResponse};
+use sdk_core::{Outcome, ProfileResponse, RulesResponse};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -106,7 +106,7 @@ pub fn beacon(url: &str, body: &[u8]) -> bool {
     w.navigator().send_beacon_with_opt_blob(url, Some(&b)).unwrap_or(false)
 }
 
-/// What a rules request brought back, owned so it outlives the response.
+/// What a GET (rules or profile) brought back, owned so it outlives the response.
 pub enum Got {
     NotModified,
     Body(Vec<u8>, Option<String>),
@@ -121,22 +121,35 @@ impl Got {
             Got::Failed(status) => RulesResponse::Failed { status: *status },
         }
     }
+
+    /// The profile request sends no `If-None-Match`, so a 304 is just
+    /// another status the core treats as a failure.
+    pub fn profile(&self) -> ProfileResponse<'_> {
+        match self {
+            Got::NotModified => ProfileResponse::Failed { status: Some(304) },
+            Got::Body(bytes, _) => ProfileResponse::Body { bytes },
+            Got::Failed(status) => ProfileResponse::Failed { status: *status },
+        }
+    }
 }
 
-/// One GET of the rules artifact (or its signature). The HTTP cache is
-/// bypassed: the core revalidates with `If-None-Match` itself and keeps the
-/// copy it trusts. A relative URL resolves against the page, as `fetch`
-/// does. A cross-origin artifact server must send
+/// One GET of the rules artifact (or its signature), with `If-None-Match`
+/// as `header`, or of the person's profile, with `Authorization`. The HTTP
+/// cache is bypassed: the core revalidates the artifact itself and keeps
+/// the copy it trusts, and a profile is personal data no shared cache may
+/// keep. No cookies go either way: the collector is another site and the
+/// token is the authorisation. A relative URL resolves against the page, as
+/// `fetch` does. A cross-origin artifact server must send
 /// `Access-Control-Expose-Headers: ETag`, or the ETag stays invisible here
 /// and every refresh downloads the whole artifact again.
-pub async fn get(url: &str, etag: Option<&str>, timeout_ms: u32) -> Got {
+pub async fn get(url: &str, header: Option<(&str, &str)>, timeout_ms: u32) -> Got {
     let attempt = async {
         let w = window().ok_or(JsValue::NULL)?;
         let init = RequestInit::new();
         init.set_method("GET");
-        if let Some(tag) = etag {
+        if let Some((name, value)) = header {
             let h = web_sys::Headers::new()?;
-            h.append("If-None-Match", tag)?;
+            h.append(name, value)?;
             init.set_headers_headers(&h);
         }
         init.set_credentials(RequestCredentials::Omit);

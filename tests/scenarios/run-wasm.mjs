@@ -53,8 +53,13 @@ const ERROR_KINDS = new Set([
   "consent.invalid", "consent.tcf",
   "decide.notReady", "decide.unknownPlacement", "decide.invalidContext",
   "rules.publicKey", "rules.url", "rules.signature", "rules.artifact", "rules.cache", "rules.unknownFetch",
+  // profileFetch: a refused answer (SyncError::kind(), ProfileError::kind() within it)
+  "sync.unauthorized", "sync.unknownFetch", "sync.url",
+  "profile.corrupt", "profile.version", "profile.tooLarge", "profile.traitsTooLarge", "profile.wrongUser",
 ]);
-const NOTICES = new Set(["sessionStarted", "consentChanged", "rulesLoaded", "rulesRejected"]);
+const NOTICES = new Set([
+  "sessionStarted", "consentChanged", "rulesLoaded", "rulesRejected", "profileSynced", "profileSyncRefused",
+]);
 /** The store's slots, in the order a `take_persist` is applied. */
 const SLOTS = ["queue", "identity", "profile", "rules", "device"];
 /** Slots whose removal is logged only when they held something. */
@@ -402,8 +407,8 @@ class Run {
         break;
       case "identify":
         gotError = drawing(() => {
-          const [user, traits, ids, as] = [opt("userId"), opt("traits"), opt("ids"), o.str("as")];
-          return this.drawingCall(as, (r) => c.identify(user, traits, ids, now, r));
+          const [user, traits, ids, token, as] = [opt("userId"), opt("traits"), opt("ids"), opt("userToken"), o.str("as")];
+          return this.drawingCall(as, (r) => c.identify(user, traits, ids, token, now, r));
         });
         break;
       case "alias":
@@ -445,6 +450,12 @@ class Run {
         break;
       case "rulesFetch":
         gotError = this.rulesFetch(o, (e) => (expectError = e));
+        break;
+      case "profileFetch":
+        gotError = this.profileFetch(o, (e) => (expectError = e));
+        break;
+      case "refreshProfile":
+        c.refresh_profile();
         break;
       case "flush":
         c.flush();
@@ -647,6 +658,59 @@ class Run {
     if (kind !== undefined) return kind;
     this.rulesFollowUp = next;
     return undefined;
+  }
+
+  /**
+   * Performs the profile request due with the scripted reply: 200 with a
+   * `profile` is the body, anything else a failure (no status for a network
+   * error).
+   */
+  profileFetch(o, setError) {
+    this.errorKey(o, setError);
+    if (!o.has("expect")) fail(`profileFetch: "expect" is required`);
+    const want = o.take("expect");
+    const reply = o.has("reply") ? o.take("reply") : undefined;
+    const fetch = this.harness("next_profile_fetch", () => this.core.next_profile_fetch(this.now));
+    if (fetch === null || fetch === undefined) {
+      this.log("profileFetch none");
+      if (want !== null) fail(`profileFetch: expected ${show(want)}, no request was due`);
+      if (reply !== undefined) fail(`profileFetch: "reply" given but no request was due`);
+      return undefined;
+    }
+    this.log(`profileFetch ${fetch.url} ${fetch.token}`);
+    if (want === null) fail(`profileFetch: expected none, got a request for ${fetch.url}`);
+    const w = new Keys(want, "profileFetch expect");
+    const fields = {};
+    if (w.has("url")) {
+      const u = w.take("url");
+      if (typeof u !== "string") fail(`profileFetch: "url" must be a string, got ${show(u)}`);
+      const device = JSON.parse(this.harness("identity_view", () => this.core.identity_view())).deviceId ?? "";
+      fields.url = u.replaceAll("{deviceId}", device);
+    }
+    if (w.has("token")) fields.token = w.take("token");
+    w.done();
+    this.matchFields("profileFetch", { url: fetch.url, token: fetch.token }, fields);
+    if (reply === undefined) fail(`profileFetch: "reply" is required`);
+    const r = new Keys(reply, "profileFetch reply");
+    const network = r.bool("network") ?? false;
+    const status = r.count("status");
+    let body = null;
+    if (r.has("profile")) {
+      const p = r.take("profile");
+      if (typeof p === "string") body = p;
+      else if (isObject(p)) body = JSON.stringify(p);
+      else fail(`profileFetch: "profile" must be an object or a string, got ${show(p)}`);
+    }
+    const jitter = r.count("jitter") ?? 0;
+    if (jitter > 0xffffffff) fail(`profileFetch: jitter must fit in 32 bits`);
+    r.done();
+    if (network === (status !== undefined)) fail(`profileFetch: a reply is a status or a network error`);
+    if (status !== undefined && status > 0xffff) fail(`profileFetch: bad status ${status}`);
+    const bytes = status === 200 && body !== null ? new TextEncoder().encode(body) : null;
+    const [, kind] = this.refusable(() =>
+      this.core.profile_fetched(fetch.id, status ?? null, bytes, this.now, jitter),
+    );
+    return kind;
   }
 
   pump(o) {
