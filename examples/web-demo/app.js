@@ -129,7 +129,21 @@ const track = (event, props) => record('track', event, (c) => c.track(event, pro
 const page = (name, props) => record('page', name, (c) => c.page(name, props));
 // The email goes in as a trait (the shop shows it back at checkout) and as a
 // namespaced id, which the SDK normalises and hashes (SHA-256) on the device.
-const identify = (userId, traits, ids) => record('identify', userId, (c) => c.identify(userId, traits, { ids }));
+// `userToken` is what the shop's back end issues after sign-in (here the collector's
+// demo-only /demo/token stands in): with it the SDK fetches the person's profile from
+// the collector, so what she did on another device counts here too.
+const identify = (userId, traits, ids, userToken) =>
+  record('identify', userId, (c) => c.identify(userId, traits, userToken ? { ids, userToken } : { ids }));
+
+/** A user token from the demo's stand-in back end; none when the collector runs without `--demo-tokens`. */
+async function demoToken(userId) {
+  try {
+    const r = await fetch(`/demo/token?userId=${encodeURIComponent(userId)}`, { cache: 'no-store' });
+    return r.ok ? (await r.json()).userToken : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 // --- cart --------------------------------------------------------------------
 
@@ -461,8 +475,8 @@ function renderSignIn() {
   view().innerHTML = `
     <div class="signin">
       <h1>${who?.userId ? 'Switch account' : 'Sign in'}</h1>
-      <p class="lede">Signing in calls <code>identify(userId, { email }, { ids: { email } })</code>: later events carry
-        the user id next to this browser's anonymous id.</p>
+      <p class="lede">Signing in calls <code>identify(userId, { email }, { ids: { email }, userToken })</code>: later events carry
+        the user id next to this browser's anonymous id, and the shop learns what this person did on her other devices.</p>
       ${who?.userId ? `<p class="muted">Signed in as <strong>${esc(who.userId)}</strong>.</p>` : ''}
       <form id="signin-form" class="signin-form">
         <label>User id <input id="signin-user" name="userId" required autocomplete="username" value="user-${Math.floor(1000 + Math.random() * 9000)}"></label>
@@ -471,13 +485,14 @@ function renderSignIn() {
       </form>
     </div>`;
   page('Sign In', { route: 'signin' });
-  $('#signin-form').addEventListener('submit', (e) => {
+  $('#signin-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     const userId = String(form.get('userId') || '').trim();
     const email = String(form.get('email') || '').trim();
     if (!userId) return;
-    identify(userId, email ? { email } : undefined, email ? { email } : undefined);
+    const userToken = await demoToken(userId);
+    identify(userId, email ? { email } : undefined, email ? { email } : undefined, userToken);
     updateAccount();
     toast(`Signed in as <strong>${esc(userId)}</strong>`);
     location.hash = sessionStorage.getItem('threadline-demo.back') || '#/';

@@ -196,6 +196,15 @@ export function startOffers({ demo, record }) {
       c.on('rulesError', (n) => {
         demo.rules.error = { kind: n?.kind ?? 'rules', message: n?.message ?? '', at: Date.now() };
       });
+      // Her profile from the collector (her other devices) arrived: the home
+      // slot may change (no slacks discount after an order in the app).
+      c.on('profileSync', (n) => {
+        demo.profileSync = { audiences: n?.audiences ?? [], at: Date.now() };
+        if (onHome()) renderHome();
+      });
+      c.on('profileSyncRefused', (n) => {
+        demo.profileSync = { refused: n?.status ?? 401, at: Date.now() };
+      });
     } catch (e) {
       // an SDK without these notices: the panel polls rulesRevision()
     }
