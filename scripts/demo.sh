@@ -66,10 +66,10 @@ trap 'exit 129' HUP
 # A fresh profile secret and hub token per run: the demo stands in for the shop's
 # back end (`--demo-tokens` issues user tokens to anyone, which only a demo may do).
 random_hex() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
-admin_token="$(random_hex)"
+hub_token="$(random_hex)"
 THREADLINE_PROFILE_SECRET="$(random_hex)" "$collector" --port "$port" --fresh --db "$tmp/threadline-demo.sqlite" \
   --static-dir examples/web-demo --npm-dir npm \
-  --profile-rules examples/web-demo/rules/shop.json --demo-tokens --admin-token "$admin_token" >"$tmp/stdout" &
+  --profile-rules examples/web-demo/rules/shop.json --demo-tokens --hub-token "$hub_token" >"$tmp/stdout" &
 pid=$!
 
 url=""
@@ -108,7 +108,7 @@ cat <<EOF
   batch; end it to watch the retries deliver. Ctrl-C stops the demo.
 
   Activity hub (one person across devices): $url/hub
-  admin token: $admin_token
+  hub token: $hub_token
   Sign in with the same user id in a second browser (or a private window): the
   shop there learns what the first one did (the slacks discount goes after an order).
 

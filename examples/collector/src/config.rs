@@ -42,6 +42,9 @@ pub enum ConfigError {
     /// An empty admin token would make `Authorization: Bearer ` pass.
     #[error("--admin-token must not be empty")]
     EmptyAdminToken,
+    /// An empty hub token would make `Authorization: Bearer ` pass.
+    #[error("--hub-token must not be empty")]
+    EmptyHubToken,
     /// An empty secret would let anyone mint user tokens.
     #[error("--profile-secret must not be empty")]
     EmptyProfileSecret,
@@ -85,6 +88,10 @@ pub struct Config {
     /// Serve `GET /demo/token?userId=`: a user token for anyone who asks. Only for the
     /// demo shop, which has no back end of its own to issue them; never in production.
     pub demo_tokens: bool,
+    /// Token of the activity hub and the person API (`/hub`, `/admin/api/*`) when it should
+    /// differ from `admin_token` (the demo keeps the fault controls open but people's data
+    /// closed). Without either, the person API is refused.
+    pub hub_token: Option<String>,
 }
 
 impl Default for Config {
@@ -105,6 +112,7 @@ impl Default for Config {
             profile_rules: None,
             rules_public_key: None,
             demo_tokens: false,
+            hub_token: None,
         }
     }
 }
@@ -121,6 +129,9 @@ impl Config {
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::ZeroBodyLimit);
+        }
+        if self.hub_token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyHubToken);
         }
         if self.admin_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyAdminToken);
@@ -224,6 +235,10 @@ pub struct Cli {
     /// standing in for the demo shop's missing back end. Needs --profile-secret.
     #[arg(long)]
     pub demo_tokens: bool,
+    /// Bearer token of the activity hub and the person API (/admin/api/*), when it should
+    /// differ from --admin-token [default: the admin token].
+    #[arg(long)]
+    pub hub_token: Option<String>,
 }
 
 /// Subcommands of the binary.
@@ -270,6 +285,7 @@ impl Cli {
             profile_rules: self.profile_rules,
             rules_public_key: self.rules_public_key,
             demo_tokens: self.demo_tokens,
+            hub_token: self.hub_token,
         }
     }
 }

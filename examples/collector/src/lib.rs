@@ -85,6 +85,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         admin_token: config.admin_token.clone(),
         profile_secret: config.profile_secret.clone(),
         demo_tokens: config.demo_tokens,
+        hub_token: config.hub_token.clone().or_else(|| config.admin_token.clone()),
         rules,
     });
     let router = routes::router(state, &config);

@@ -473,7 +473,7 @@ async fn person_api_needs_a_configured_admin_token() -> TestResult {
     let bare = TestServer::start().await?;
     let reply = bare.client.get("/admin/api/search?q=x").await?;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.json()?, json!({"error": "set --admin-token to use the activity hub"}));
+    assert_eq!(reply.json()?, json!({"error": "set --hub-token or --admin-token to use the activity hub"}));
 
     let server = start().await?;
     for path in ["/admin/api/search?q=x", "/admin/api/people/p-1"] {
@@ -612,5 +612,23 @@ async fn demo_tokens_only_with_the_flag_and_they_open_only_their_user() -> TestR
     let t = body.get("userToken").and_then(Value::as_str).ok_or("no userToken")?;
     assert_eq!(get_profile(client, "userId=u-shopper", Some(t)).await?.status, StatusCode::OK);
     assert_eq!(get_profile(client, "userId=u-alice", Some(t)).await?.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hub_token_opens_people_without_closing_the_fault_controls() -> TestResult {
+    let mut config = test_config();
+    config.hub_token = Some("hub-only".to_owned());
+    let server = TestServer::with_config(config).await?;
+    let client = &server.client;
+    shopper(client).await?;
+    let hub = [("authorization", "Bearer hub-only")];
+    let reply = client.send(Method::GET, "/admin/api/search?q=u-shopper", &hub, Bytes::new()).await?;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()?.get("people").and_then(Value::as_array).map(Vec::len), Some(1));
+    let none = client.send(Method::GET, "/admin/api/search?q=u-shopper", &[], Bytes::new()).await?;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    // The fault controls stay as they were without --admin-token: open (the demo's outage button).
+    assert_eq!(client.get("/admin/faults").await?.status, StatusCode::OK);
     Ok(())
 }

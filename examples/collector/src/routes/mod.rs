@@ -40,6 +40,8 @@ pub(crate) struct AppState {
     pub(crate) profile_secret: Option<String>,
     /// `--demo-tokens`: `GET /demo/token` issues user tokens to anyone.
     pub(crate) demo_tokens: bool,
+    /// `--hub-token`, else the admin token: who may read and erase people.
+    pub(crate) hub_token: Option<String>,
     pub(crate) rules: crate::people::Rules,
 }
 

@@ -38,10 +38,10 @@ pub(super) struct PersonParams {
 /// A refused request: its status and error text.
 type Refusal = (StatusCode, &'static str);
 
-/// Refuses the request unless an admin token is configured and presented.
+/// Refuses the request unless a hub token (or the admin token) is configured and presented.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
-    let Some(expected) = &state.admin_token else {
-        return Err((StatusCode::FORBIDDEN, "set --admin-token to use the activity hub"));
+    let Some(expected) = &state.hub_token else {
+        return Err((StatusCode::FORBIDDEN, "set --hub-token or --admin-token to use the activity hub"));
     };
     let presented = headers
         .get(AUTHORIZATION)
