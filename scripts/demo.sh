@@ -67,6 +67,7 @@ trap 'exit 129' HUP
 # back end (`--demo-tokens` issues user tokens to anyone, which only a demo may do).
 random_hex() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
 hub_token="$(random_hex)"
+: >"$tmp/stdout" # exists before the first poll below, however late the collector starts
 THREADLINE_PROFILE_SECRET="$(random_hex)" "$collector" --port "$port" --fresh --db "$tmp/threadline-demo.sqlite" \
   --static-dir examples/web-demo --npm-dir npm \
   --profile-rules examples/web-demo/rules/shop.json --demo-tokens --hub-token "$hub_token" >"$tmp/stdout" &
