@@ -31,6 +31,27 @@ function storedQueues(page) {
   );
 }
 
+/**
+ * Waits until the collector has seen no new request for `quietMs`: a closing
+ * tab's beacon is sent asynchronously and may land after the test moved on
+ * (say, after it switched the faults off, when it would be accepted).
+ */
+async function quiet(collector, quietMs = 1000, maxMs = 10000) {
+  const end = Date.now() + maxMs;
+  let last = (await collector.stats()).requests;
+  let since = Date.now();
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = (await collector.stats()).requests;
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) {
+      return;
+    }
+  }
+}
+
 async function expectExactly(collector, idsByTab) {
   const all = Object.values(idsByTab).flat();
   await waitForDistinct(collector, all.length, 60000);
@@ -122,6 +143,7 @@ test('a closed tab’s undelivered queue is adopted and sent by the next tab', {
   const sa = await clientStats(a);
   assert.equal(sa.queued, 50);
   await a.close();
+  await quiet(collector);
   // Whatever the closing tab tried (a beacon) failed: nothing is stored.
   assert.equal((await collector.stats()).distinct, 0, 'nothing got through while failing');
 
@@ -145,6 +167,9 @@ test('two tabs opening at once adopt a closed tab’s queue once between them', 
   const a = await open(cfg);
   const ids = await trackMany(a, 'A', 50, 0);
   await a.close();
+  // Its beacon at close must meet the failing collector, not the healed one:
+  // otherwise it delivers, and the adopting tab's send is a duplicate.
+  await quiet(collector);
   await collector.faults({ failRate: 0 });
 
   const [b, c] = await Promise.all([open(cfg), open(cfg)]);
