@@ -174,3 +174,16 @@ fn cors() -> CorsLayer {
         .allow_private_network(true)
         .max_age(PREFLIGHT_MAX_AGE)
 }
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive),
+/// shared by the admin, person and profile routes.
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -43,13 +42,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(expected) = &state.hub_token else {
         return Err((StatusCode::FORBIDDEN, "set --hub-token or --admin-token to use the activity hub"));
     };
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match presented {
+    match super::bearer(headers) {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err((StatusCode::UNAUTHORIZED, "missing or invalid admin token")),
     }

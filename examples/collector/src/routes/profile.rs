@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -55,13 +55,8 @@ pub(super) async fn get_profile(
 }
 
 fn check_token(headers: &HeaderMap, secret: &[u8], user_id: &str, now: u64) -> Result<(), TokenError> {
-    let header = headers.get(AUTHORIZATION).ok_or(TokenError::Missing)?;
-    let text = header.to_str().map_err(|_| TokenError::Malformed)?;
-    let (scheme, presented) = text.trim().split_once(' ').ok_or(TokenError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(TokenError::Missing);
-    }
-    token::verify(secret, presented.trim(), user_id, now)
+    let presented = super::bearer(headers).ok_or(TokenError::Missing)?;
+    token::verify(secret, presented, user_id, now)
 }
 
 async fn serve(
