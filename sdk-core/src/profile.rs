@@ -266,16 +266,22 @@ impl Remote {
             return Err(ProfileError::TooLarge { bytes: bytes.len(), limit: MAX_REMOTE_BYTES });
         }
         let r: Remote = serde_json::from_slice(bytes).map_err(|e| ProfileError::Corrupt(e.to_string()))?;
-        if r.v != VERSION {
-            return Err(ProfileError::UnknownVersion { found: r.v });
-        }
+        r.check()?;
         if r.user_id != expected_user {
             return Err(ProfileError::WrongUser { expected: expected_user.to_owned(), found: r.user_id });
         }
-        if !counters_valid(&r.events, &r.impressions) {
+        Ok(Remote { synced: None, ..r })
+    }
+
+    /// What any copy must satisfy, fresh from the wire or read back from storage.
+    fn check(&self) -> Result<(), ProfileError> {
+        if self.v != VERSION {
+            return Err(ProfileError::UnknownVersion { found: self.v });
+        }
+        if !counters_valid(&self.events, &self.impressions) {
             return Err(ProfileError::Corrupt("a counter is inconsistent".into()));
         }
-        Ok(Remote { synced: None, ..r })
+        Ok(())
     }
 
     pub fn user_id(&self) -> &str {
@@ -700,12 +706,10 @@ impl Profile {
         }
         // The collector's part is checked like a fresh answer; one that no
         // longer reads is dropped alone, the device's own history stays.
-        let remote = stored.r.as_ref().and_then(|raw| {
-            let r: Remote = serde_json::from_str(raw.get()).ok()?;
-            let synced = r.synced;
-            let checked = Remote::from_json(raw.get().as_bytes(), &r.user_id).ok()?;
-            Some(Remote { synced, ..checked })
-        });
+        let remote = stored
+            .r
+            .and_then(|raw| serde_json::from_str::<Remote>(raw.get()).ok())
+            .filter(|r| r.check().is_ok());
         let mut p = Profile::new(config);
         p.events = stored.e;
         p.impressions = stored.i;
