@@ -525,23 +525,8 @@ impl Run {
                 w.done()?;
                 self.match_fields("rulesFetch", &doc, Value::Object(fields))?;
                 let mut r = Obj::new(reply.ok_or("rulesFetch: \"reply\" is required")?, "rulesFetch reply")?;
-                let network = r.opt_bool("network")?.unwrap_or(false);
-                let status = r.opt_u64("status")?;
                 let etag = r.opt_str("etag")?;
-                let body = match r.take("artifact") {
-                    None => None,
-                    Some(Value::String(s)) => Some(s),
-                    Some(v @ Value::Object(_)) => Some(v.to_string()),
-                    Some(_) => return Err("rulesFetch: \"artifact\" must be an object or a string".into()),
-                };
-                let jitter =
-                    u32::try_from(r.opt_u64("jitter")?.unwrap_or(0)).map_err(|_| "jitter: 32 bits")?;
-                r.done()?;
-                let status = match (network, status) {
-                    (true, None) => None,
-                    (false, Some(s)) => Some(u16::try_from(s).map_err(|_| "bad status")?),
-                    _ => return Err("rulesFetch: a reply is a status or a network error".into()),
-                };
+                let (status, body, jitter) = fetch_reply(r, "rulesFetch", "artifact")?;
                 // The mobile API's mapping (`Client::rules_fetched`), which the README adopts.
                 let response = match (status, body.as_deref()) {
                     (Some(304), _) => RulesResponse::NotModified,
@@ -585,24 +570,8 @@ impl Run {
                 w.done()?;
                 let doc = serde_json::json!({"url": fetch.url, "token": fetch.token});
                 self.match_fields("profileFetch", &doc, Value::Object(fields))?;
-                let mut r =
-                    Obj::new(reply.ok_or("profileFetch: \"reply\" is required")?, "profileFetch reply")?;
-                let network = r.opt_bool("network")?.unwrap_or(false);
-                let status = r.opt_u64("status")?;
-                let body = match r.take("profile") {
-                    None => None,
-                    Some(Value::String(s)) => Some(s),
-                    Some(v @ Value::Object(_)) => Some(v.to_string()),
-                    Some(_) => return Err("profileFetch: \"profile\" must be an object or a string".into()),
-                };
-                let jitter =
-                    u32::try_from(r.opt_u64("jitter")?.unwrap_or(0)).map_err(|_| "jitter: 32 bits")?;
-                r.done()?;
-                let status = match (network, status) {
-                    (true, None) => None,
-                    (false, Some(s)) => Some(u16::try_from(s).map_err(|_| "bad status")?),
-                    _ => return Err("profileFetch: a reply is a status or a network error".into()),
-                };
+                let r = Obj::new(reply.ok_or("profileFetch: \"reply\" is required")?, "profileFetch reply")?;
+                let (status, body, jitter) = fetch_reply(r, "profileFetch", "profile")?;
                 let response = match (status, body.as_deref()) {
                     (Some(200), Some(b)) => ProfileResponse::Body { bytes: b.as_bytes() },
                     (status, _) => ProfileResponse::Failed { status },
@@ -1112,4 +1081,26 @@ fn draws_are_as_the_readme_defines_them() {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A `rulesFetch` / `profileFetch` reply as the README defines it: a status
+/// or a network error, the body under `body_key` (an object serialised
+/// compactly or a string used byte for byte), and the jitter.
+fn fetch_reply(mut r: Obj, op: &str, body_key: &str) -> R<(Option<u16>, Option<String>, u32)> {
+    let network = r.opt_bool("network")?.unwrap_or(false);
+    let status = r.opt_u64("status")?;
+    let body = match r.take(body_key) {
+        None => None,
+        Some(Value::String(s)) => Some(s),
+        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        Some(_) => return Err(format!("{op}: \"{body_key}\" must be an object or a string")),
+    };
+    let jitter = u32::try_from(r.opt_u64("jitter")?.unwrap_or(0)).map_err(|_| "jitter: 32 bits")?;
+    r.done()?;
+    let status = match (network, status) {
+        (true, None) => None,
+        (false, Some(s)) => Some(u16::try_from(s).map_err(|_| "bad status")?),
+        _ => return Err(format!("{op}: a reply is a status or a network error")),
+    };
+    Ok((status, body, jitter))
 }
