@@ -16,6 +16,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A full run builds every target once; incremental caches would only double
+# the disk it needs (a CI box once ran out). Set CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step_start=0
 step() {
@@ -71,4 +74,5 @@ step "demo check"
 scripts/demo.sh --check
 
 step "done"
+echo "test: target/ holds $(du -sh target 2>/dev/null | cut -f1)" >&2
 echo "test: all tests passed" >&2
