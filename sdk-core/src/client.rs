@@ -1215,6 +1215,32 @@ impl Client {
         upload
     }
 
+    /// While the page is hidden or being unloaded: the next last-chance
+    /// upload within `max_wire_bytes` (the keepalive budget left). Perform it
+    /// as its `transport` says: a `Transport::Beacon` while the
+    /// rest fits as it is, otherwise (with `gzip`, a synchronous compressor)
+    /// a keepalive `Transport::Fetch` whose headers include
+    /// `Content-Encoding: gzip`. Call until `None`, or until the browser
+    /// refuses one (report [`Outcome::NotSent`] and stop). Outcomes are
+    /// reported as for any upload, if the page lives to see them; if not,
+    /// the stored queue still holds the events.
+    pub fn next_unload(
+        &mut self,
+        now: Millis,
+        max_wire_bytes: usize,
+        gzip: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Upload> {
+        if !self.may_send() {
+            return None;
+        }
+        self.housekeeping(now);
+        let upload = self.delivery.next_unload(&mut self.queue, &mut self.stats, now, max_wire_bytes, gzip);
+        if upload.is_some() {
+            self.persist_now(now);
+        }
+        upload
+    }
+
     /// Reports what happened to an upload. `random` feeds the backoff jitter.
     pub fn upload_finished(
         &mut self,

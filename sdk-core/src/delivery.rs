@@ -269,6 +269,69 @@ impl Delivery {
         Some(self.build(queue, stats, Transport::Beacon, self.batch_events, room, now))
     }
 
+    /// Last-chance uploads while the page goes away, within `max_wire_bytes`,
+    /// the browser's remaining keepalive budget. While what is pending fits
+    /// the budget as it is, a beacon ([`Self::next_beacon`]): no preflight,
+    /// the most dependable request a dying page can make. Beyond that, for a
+    /// binding that can compress on the spot, a keepalive request (a real
+    /// one, with headers and an outcome if the page lives on) whose gzip body
+    /// fits: compressed, the budget holds about ten times the events, which
+    /// is the difference between losing most of a busy page's tail and losing
+    /// none. `gzip` runs synchronously, since the page may be gone before any
+    /// asynchronous work finishes. `None` when nothing fits, a server's
+    /// `Retry-After` holds, or `gzip` fails (the rest goes by beacon).
+    pub fn next_unload(
+        &mut self,
+        queue: &mut Queue,
+        stats: &mut Stats,
+        now: Millis,
+        max_wire_bytes: usize,
+        gzip: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Upload> {
+        if self.retry_after_until.is_some_and(|t| t > now) {
+            return None;
+        }
+        let plain = queue.pending_bytes() + queue.pending() + ENVELOPE_BYTES + self.write_key_json.len();
+        if plain <= max_wire_bytes {
+            return self.next_beacon(queue, stats, now, max_wire_bytes);
+        }
+        let mut room = self.batch.max_bytes.saturating_sub(ENVELOPE_BYTES);
+        loop {
+            if queue.first_pending().is_none_or(|e| e.bytes() > room) {
+                return None;
+            }
+            let mut upload = self.build(queue, stats, Transport::Fetch, self.batch_events, room, now);
+            let raw = upload.body.len();
+            let packed = gzip(&upload.body);
+            match packed {
+                Some(z) if z.len() <= max_wire_bytes => {
+                    upload.body = z;
+                    upload.headers.push(("Content-Encoding".to_owned(), "gzip".to_owned()));
+                    return Some(upload);
+                }
+                _ => {
+                    self.unbuild(queue, stats, upload.id);
+                    let Some(z) = packed.map(|z| z.len().max(1)) else {
+                        return self.next_beacon(queue, stats, now, max_wire_bytes);
+                    };
+                    // Fewer events, in proportion and with a margin: the
+                    // ratio varies little within one page's events. Always
+                    // smaller than this try, so the loop ends.
+                    let scaled = (raw as u128 * max_wire_bytes as u128 * 9 / 10 / z as u128) as usize;
+                    room = scaled.min(raw.saturating_sub(ENVELOPE_BYTES + 1));
+                }
+            }
+        }
+    }
+
+    /// Undoes a [`Self::build`] whose body was never sent: its events are
+    /// pending again, in their place, and no upload is counted.
+    fn unbuild(&mut self, queue: &mut Queue, stats: &mut Stats, id: u64) {
+        self.in_flight.retain(|u| u.id != id);
+        queue.set_state_of(id, State::Pending);
+        stats.uploads = stats.uploads.saturating_sub(1);
+    }
+
     fn build(
         &mut self,
         queue: &mut Queue,

@@ -478,27 +478,48 @@ impl Driver {
     }
 
     /// The page is hidden or being left: the last moment that is sure to
-    /// run. Beacon what is pending, then store everything.
-    fn on_hide(&mut self, now: Millis) {
+    /// run. Send what is pending as the core says (beacons while the rest
+    /// fits as it is, gzip keepalive requests beyond), then store everything.
+    /// Returns the requests started, whose answers a live page still reads.
+    fn on_hide(&mut self, now: Millis) -> Vec<(u64, usize, transport::Started)> {
+        let mut started = Vec::new();
         if self.closed {
-            return;
+            return started;
         }
         if self.opts.beacon_on_hide && browser::online() {
+            let compress = self.opts.compress;
+            let mut gzip = |b: &[u8]| if compress { transport::gzip_now(b) } else { None };
             loop {
                 let budget = KEEPALIVE_BUDGET.saturating_sub(self.keepalive_bytes + self.beacon_bytes);
-                let Some(b) = self.core.next_beacon(now, budget) else { break };
-                let sent = transport::beacon(&b.url, &b.body);
-                let outcome = if sent { Outcome::Handoff } else { Outcome::NotSent };
+                let Some(u) = self.core.next_unload(now, budget, &mut gzip) else { break };
                 let r = self.rand.u32();
-                let _ = self.core.upload_finished(b.id, outcome, now, r);
+                if u.transport == Transport::Fetch {
+                    let timeout = self.opts.request_timeout_ms;
+                    match transport::start(&u.url, &u.headers, false, &u.body, true, timeout) {
+                        Ok(s) => {
+                            self.keepalive_bytes += u.body.len();
+                            self.web.gzip_uploads += 1;
+                            started.push((u.id, u.body.len(), s));
+                            continue;
+                        }
+                        Err(_) => {
+                            let _ = self.core.upload_finished(u.id, Outcome::NotSent, now, r);
+                            break;
+                        }
+                    }
+                }
+                let sent = transport::beacon(&u.url, &u.body);
+                let outcome = if sent { Outcome::Handoff } else { Outcome::NotSent };
+                let _ = self.core.upload_finished(u.id, outcome, now, r);
                 if !sent {
                     self.web.beacons_refused += 1;
                     break;
                 }
-                self.beacon_bytes += b.body.len();
+                self.beacon_bytes += u.body.len();
             }
         }
         self.persist(now, true);
+        started
     }
 
     /// The core's and the glue's counters as one JSON object, spliced as
@@ -658,15 +679,19 @@ async fn send(shared: Shared, upload: Upload) {
         _ => false,
     };
     let outcome = transport::fetch(&upload.url, &upload.headers, gzipped, &body, keepalive, timeout).await;
+    finished(&shared, upload.id, if keepalive { body.len() } else { 0 }, outcome);
+}
+
+/// Reports an upload's outcome and gives its `keepalive_len` bytes back to
+/// the keepalive budget.
+fn finished(shared: &Shared, id: u64, keepalive_len: usize, outcome: Outcome) {
     if let Ok(mut d) = shared.try_borrow_mut() {
-        if keepalive {
-            d.keepalive_bytes = d.keepalive_bytes.saturating_sub(body.len());
-        }
+        d.keepalive_bytes = d.keepalive_bytes.saturating_sub(keepalive_len);
         let r = d.rand.u32();
         // An unknown id means the queue was handed over meanwhile: nothing to do.
-        let _ = d.core.upload_finished(upload.id, outcome, now_ms(), r);
+        let _ = d.core.upload_finished(id, outcome, now_ms(), r);
     }
-    drive(&shared);
+    drive(shared);
 }
 
 /// Builds the driver: claims a tab id, restores this tab's stored queue and
@@ -954,9 +979,7 @@ fn on_visibility(shared: &Shared, _e: Event) {
         .and_then(|w| w.document())
         .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
     if hidden {
-        if let Ok(mut d) = shared.try_borrow_mut() {
-            d.on_hide(now_ms());
-        }
+        hide(shared);
     } else {
         if let Ok(mut d) = shared.try_borrow_mut() {
             d.beacon_bytes = 0;
@@ -969,9 +992,25 @@ fn on_visibility(shared: &Shared, _e: Event) {
     }
 }
 
+/// Runs [`Driver::on_hide`] and follows the requests it started, so that a
+/// page that lives on (hidden, not closed) learns their outcomes.
+fn hide(shared: &Shared) {
+    let started = match shared.try_borrow_mut() {
+        Ok(mut d) => d.on_hide(now_ms()),
+        Err(_) => return,
+    };
+    for (id, len, s) in started {
+        let shared = shared.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let outcome = s.outcome().await;
+            finished(&shared, id, len, outcome);
+        });
+    }
+}
+
 fn on_pagehide(shared: &Shared, e: Event) {
+    hide(shared);
     if let Ok(mut d) = shared.try_borrow_mut() {
-        d.on_hide(now_ms());
         // Entering the back/forward cache: let other tabs see the queue
         // while this page sleeps (and keep the page cacheable).
         let persisted = e.dyn_ref::<PageTransitionEvent>().is_some_and(|p| p.persisted());

@@ -1,6 +1,8 @@
-// Events still queued when the page goes away leave by navigator.sendBeacon
-// on pagehide / visibilitychange-hidden, and what does not fit the browser's
-// beacon quota is stored for the next page of the site.
+// Events still queued when the page goes away leave on pagehide /
+// visibilitychange-hidden: by navigator.sendBeacon while they fit the
+// browser's 64 KiB keepalive quota as they are, gzipped on the spot in
+// keepalive requests when they do not; what does not fit even then is stored
+// for the next page of the site.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -11,10 +13,15 @@ import { setup, waitFor, waitForDistinct, allEvents, clientStats, summary, PAGES
 // Long enough that nothing leaves by the age trigger before the page goes.
 const CFG = { batch: { maxAgeMs: 60000 } };
 
-function trackBurst(page, label, n) {
+function trackBurst(page, label, n, noise = 0) {
+  // `noise` characters of random text per event make it incompressible.
   return page.evaluate(
-    ({ label, n }) => Array.from({ length: n }, (_, i) => window.client.track('Unload Test', { label, index: i })),
-    { label, n },
+    ({ label, n, noise }) => Array.from({ length: n }, (_, i) => {
+      const props = { label, index: i };
+      if (noise) props.noise = Array.from({ length: noise }, () => Math.random().toString(36).slice(2, 3)).join('');
+      return window.client.track('Unload Test', props);
+    }),
+    { label, n, noise },
   );
 }
 
@@ -53,7 +60,7 @@ test('events tracked right before navigating to another site arrive by sendBeaco
   assert.deepEqual(page.errors, []);
 });
 
-test('more than the beacon quota queued at close: the rest is stored and sent by the next page', { timeout: 60000 }, async (t) => {
+test('more than the keepalive quota holds even gzipped at close: the rest is stored and sent by the next page', { timeout: 60000 }, async (t) => {
   // The collector is down for a while, so a lot piles up; it recovers just
   // before the tab is closed.
   const { collector, open } = await setup(t, ['--fail-rate', '1.0']);
@@ -61,7 +68,7 @@ test('more than the beacon quota queued at close: the rest is stored and sent by
   // it is closed; the next page inherits what is left of it with the queue.
   const cfg = { batch: { maxAgeMs: 60000 }, retry: { baseBackoffMs: 8000, maxBackoffMs: 8000 } };
   const page = await open(cfg);
-  const ids = await trackBurst(page, 'quota', 500);
+  const ids = await trackBurst(page, 'quota', 500, 300);
   await waitFor(async () => {
     const s = await clientStats(page);
     return s.retries > 0 && s.inFlight === 0 && s.backoffUntil !== null;
@@ -71,20 +78,39 @@ test('more than the beacon quota queued at close: the rest is stored and sent by
   assert.ok(s.queuedBytes > 4 * 64 * 1024, `queued ${s.queuedBytes} bytes, about 4 x the beacon quota`);
   await collector.faults({ failRate: 0 });
   await page.close();
-  await waitFor(async () => (await collector.stats()).beaconRequests > 0, 10000, 'a beacon');
-  const beaconed = await collector.stats();
-  t.diagnostic(`after close: ${summary(beaconed)}`);
-  assert.ok(beaconed.distinct > 0 && beaconed.distinct < ids.length, `the beacons carried part (${beaconed.distinct})`);
+  await waitFor(async () => (await collector.stats()).gzipRequests > 0, 10000, 'a gzip keepalive request');
+  await new Promise((r) => setTimeout(r, 1000));
+  const closing = await collector.stats();
+  t.diagnostic(`after close: ${summary(closing)}`);
+  assert.ok(closing.distinct > 0 && closing.distinct < ids.length, `the closing page carried part (${closing.distinct})`);
 
   const next = await open(cfg);
   const sn = await clientStats(next);
   t.diagnostic(`next page: adopted ${sn.adoptedQueues}, restored ${sn.restored}`);
   assert.equal(sn.adoptedQueues, 1, 'the next page adopted the stored queue');
-  assert.equal(sn.restored, 500, 'all of it (beaconed events too: the browser gives no receipt)');
+  assert.equal(sn.restored, 500, 'all of it (what the closing page sent too: it saw no receipt)');
   await next.evaluate(() => window.client.flush());
   const stats = await expectExactly(collector, ids);
   t.diagnostic(`collector: ${summary(stats)}`);
   assert.deepEqual([...page.errors, ...next.errors], []);
+});
+
+test('a tail four times the beacon quota leaves whole at close, gzipped in keepalive requests', { timeout: 60000 }, async (t) => {
+  const { collector, open } = await setup(t);
+  const page = await open(CFG);
+  const ids = await trackBurst(page, 'gzip', 1000);
+  const s = await clientStats(page);
+  assert.ok(s.queuedBytes > 4 * 64 * 1024, `queued ${s.queuedBytes} bytes`);
+  // Full batches leave one at a time meanwhile; most of the tail is still
+  // queued when the page closes.
+  assert.ok(s.queued >= 800, `${s.queued} still queued`);
+  await page.close();
+  const stats = await expectExactly(collector, ids);
+  t.diagnostic(`collector: ${summary(stats)}`);
+  assert.ok(stats.gzipRequests > 0, 'gzipped');
+  assert.equal(stats.duplicates, 0);
+  assert.ok(stats.bytes <= 64 * 1024, `${stats.bytes} bytes of bodies on the wire`);
+  assert.deepEqual(page.errors, []);
 });
 
 test('a tab hidden while the collector fails, then shown again, does not lose the beaconed events', { timeout: 60000 }, async (t) => {

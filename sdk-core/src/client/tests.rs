@@ -585,3 +585,136 @@ fn held_events_get_a_current_device_id_not_one_that_ran_out() {
     let e = sent(&mut c, later).into_iter().find(|e| e["messageId"] == held.as_str()).unwrap();
     assert_eq!(e["anonymousId"], now.as_str());
 }
+
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).ok()?;
+    e.finish().ok()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Text that does not compress: each event's padding is different noise.
+fn noise(seed: u64, len: usize) -> String {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[(x >> 59) as usize % 36])
+        })
+        .collect()
+}
+
+/// Performs unload uploads as the browser glue does: until `None`, each
+/// taken out of the keepalive budget; returns them with their bodies plain.
+fn unload_all(c: &mut Client, now: Millis, mut budget: usize) -> Vec<Upload> {
+    let mut out = Vec::new();
+    while let Some(u) = c.next_unload(now, budget, &mut gzip) {
+        assert!(u.body.len() <= budget, "{} > {budget}", u.body.len());
+        budget -= u.body.len();
+        let gz = u.headers.contains(&("Content-Encoding".into(), "gzip".into()));
+        assert_eq!(gz, u.transport == Transport::Fetch, "{:?}", u.headers);
+        out.push(Upload { body: if gz { gunzip(&u.body) } else { u.body.clone() }, ..u });
+    }
+    out
+}
+
+#[test]
+fn a_tail_that_fits_goes_by_beacon() {
+    let mut c = client();
+    let sent: Vec<_> = (0..2).map(|i| c.track("E", None, T0, rnd(i)).unwrap()).collect();
+    let ups = unload_all(&mut c, T0, 60_000);
+    assert_eq!(ups.len(), 1);
+    assert_eq!(ups[0].transport, Transport::Beacon);
+    assert_eq!(ids_of(&ups[0]), sent);
+}
+
+#[test]
+fn a_tail_too_big_for_the_budget_goes_gzipped_in_keepalive_requests() {
+    let mut c = client();
+    c.take_persist(T0, false);
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        sent.push(c.track("Product Viewed", Some(r#"{"sku":"S1","price":12}"#), T0, rnd(i)).unwrap());
+    }
+    let plain: usize = c.snapshot().len();
+    let budget = plain / 3;
+    let ups = unload_all(&mut c, T0 + 1, budget);
+    assert!(ups.iter().filter(|u| u.transport == Transport::Fetch).count() >= 5, "{}", ups.len());
+    let mut got = Vec::new();
+    for u in &ups {
+        if u.transport == Transport::Fetch {
+            assert!(u.headers.contains(&("Authorization".into(), "Basic d2s6".into())));
+            assert!(u.events <= 3, "batch.maxEvents holds; the in-flight limit does not");
+        }
+        got.extend(ids_of(u));
+    }
+    assert_eq!(got, sent, "every event once, in order, within a third of its plain size");
+    assert!(
+        c.take_persist(T0 + 1, false).queue.is_some(),
+        "the queue is stored at once: the page is leaving"
+    );
+    // A page that lives on gets its receipts like any upload.
+    for u in &ups {
+        let outcome = if u.transport == Transport::Fetch { status(200) } else { Outcome::Handoff };
+        c.upload_finished(u.id, outcome, T0 + 2, 0).unwrap();
+    }
+    let s = c.stats();
+    assert_eq!(s.queued, s.unconfirmed);
+    assert_eq!(s.delivered + s.unconfirmed as u64, 30);
+    assert!(s.delivered >= 15);
+}
+
+#[test]
+fn a_tight_unload_budget_sends_fewer_events_and_never_too_many_bytes() {
+    let mut cfg = config();
+    cfg.batch.max_events = 100;
+    let mut c = Client::new(cfg, T0, [9; 16]).unwrap();
+    for i in 0..20 {
+        c.track("E", Some(&format!(r#"{{"pad":"{}"}}"#, noise(u64::from(i), 500))), T0, rnd(i)).unwrap();
+    }
+    let u = c.next_unload(T0, 3_000, &mut gzip).unwrap();
+    assert_eq!(u.transport, Transport::Fetch);
+    assert!(u.body.len() <= 3_000, "{}", u.body.len());
+    assert!((1..20).contains(&u.events), "{}", u.events);
+    assert_eq!(c.stats().uploads, 1, "tries that did not fit are not counted");
+    assert_eq!(c.stats().queued, 20);
+    // A budget smaller than any one compressed event: nothing goes, nothing changes.
+    assert_eq!(c.next_unload(T0, 100, &mut gzip), None);
+    assert_eq!(c.stats().uploads, 1);
+    assert_eq!(c.stats().queued, 20);
+    let rest = c.next_beacon(T0, 1_000_000).unwrap();
+    assert_eq!(rest.events, 20 - u.events, "the events of the failed tries are pending again");
+}
+
+#[test]
+fn without_a_compressor_the_unload_path_falls_back_to_beacons() {
+    let mut c = client();
+    for i in 0..3 {
+        c.track("E", Some(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(300))), T0, rnd(i)).unwrap();
+    }
+    let budget = c.snapshot().len() * 2 / 3;
+    let u = c.next_unload(T0, budget, &mut |_: &[u8]| None).unwrap();
+    assert_eq!(u.transport, Transport::Beacon);
+    assert!((1..3).contains(&u.events), "what fits plain still goes: {}", u.events);
+    assert!(u.body.len() <= budget);
+    assert_eq!(c.stats().uploads, 1);
+}
+
+#[test]
+fn retry_after_holds_on_the_unload_path_too() {
+    let mut c = client();
+    c.track("E", None, T0, rnd(1)).unwrap();
+    c.flush();
+    let u = upload(&mut c, T0);
+    let busy = Outcome::Status { code: 429, retry_after: Some("60".into()) };
+    c.upload_finished(u.id, busy, T0, 0).unwrap();
+    assert_eq!(c.next_unload(T0 + 1_000, 60_000, &mut gzip), None);
+    assert!(c.next_unload(T0 + 61_000, 60_000, &mut gzip).is_some());
+}
