@@ -37,6 +37,9 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy -q --workspace --all-targets -- -D warnings
 
+step "clippy: the analytics-only core (no decide feature, as @threadline/web/lite builds it)"
+cargo clippy -q -p sdk-core -p sdk-wasm --no-default-features -- -D warnings
+
 step "native tests (sdk-core, collector, sdk-mobile)"
 cargo test -q --workspace
 

@@ -293,7 +293,7 @@ async function measure(browser, adapter, state) {
     adapter.kind === 'decide'
       ? { decide: decidePhase }
       : { track: trackPhase, wire: wirePhase, close: closePhase, reload: reloadPhase,
-          ...(adapter.ours ? { decide: decidePhase } : {}) };
+          ...(adapter.ours && !adapter.variant ? { decide: decidePhase } : {}) };
   for (const [name, fn] of Object.entries(phases)) {
     if (onlyPhases && !onlyPhases.includes(name)) continue;
     log(`${adapter.name}: ${name}`);
@@ -349,7 +349,9 @@ function fmt(s) {
 }
 
 function ratios(result) {
-  const ours = result.sdks.find((s) => s.ours);
+  // The ratios are the full build's (the product); a variant of ours (the
+  // analytics-only build) is a column of its own.
+  const ours = result.sdks.find((s) => s.ours && !s.variant);
   const peers = result.sdks.filter((s) => !s.ours && s.kind !== 'decide');
   const out = {};
   if (!ours) return out;
@@ -427,7 +429,8 @@ async function loadAdapters() {
     all.push(a);
   }
   // Ours first, then peers, then decision-only adapters.
-  all.sort((a, b) => (b.ours ? 1 : 0) - (a.ours ? 1 : 0) || (a.kind === 'decide') - (b.kind === 'decide'));
+  all.sort((a, b) => (b.ours ? 1 : 0) - (a.ours ? 1 : 0) || (a.variant ? 1 : 0) - (b.variant ? 1 : 0)
+    || (a.kind === 'decide') - (b.kind === 'decide'));
   return only ? all.filter((a) => only.includes(a.name)) : all;
 }
 
@@ -463,6 +466,7 @@ async function main() {
       name: a.name,
       label: a.label,
       ours: Boolean(a.ours),
+      variant: a.variant ?? null,
       kind: a.kind ?? 'analytics',
       package: a.package ?? '@threadline/web (npm/)',
       version: a.version,

@@ -60,3 +60,4 @@ node npm/scripts/inline-wasm.mjs "$out/${crate}_bg.wasm" "$out/${crate}_inline.j
 (cd npm && npx --no-install tsc -p tsconfig.json)
 echo "build: npm/dist ready ($(wc -c < "$out/${crate}_bg.wasm") bytes wasm, $(wc -c < "$out/${crate}.js") bytes glue, $(wc -c < "$out/index.js") bytes entry)"
 npm/scripts/build-iife.sh
+npm/scripts/build-lite.sh

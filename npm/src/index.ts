@@ -262,10 +262,16 @@ export interface DecideOptions {
   context?: Properties;
 }
 
-/** A `TypeError` from `decide`/`loadRules` carries a stable code. */
-export type DecideErrorKind = 'decide.unknownPlacement' | 'decide.invalidContext';
+/**
+ * A `TypeError` from `decide`/`loadRules` carries a stable code. The
+ * analytics-only build of the core (no on-device decisions) throws
+ * `decide.unavailable` from `decide`, `decideMany`, `displayed` and `clicked`,
+ * and `rules.unavailable` from `loadRules`; there `ready()` resolves `false`.
+ */
+export type DecideErrorKind = 'decide.unknownPlacement' | 'decide.invalidContext' | 'decide.unavailable';
 export type RulesErrorKind =
-  | 'rules.publicKey' | 'rules.url' | 'rules.signature' | 'rules.artifact' | 'rules.cache' | 'rules.unknownFetch';
+  | 'rules.publicKey' | 'rules.url' | 'rules.signature' | 'rules.artifact' | 'rules.cache' | 'rules.unknownFetch'
+  | 'rules.unavailable';
 
 /** Counters of the core and the browser glue (see the README). */
 export interface Stats {

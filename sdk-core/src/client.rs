@@ -35,15 +35,19 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, ConfigError};
 use crate::consent::{self, Choice, Consent, ConsentError, ConsentState, ConsentUpdate, Source};
 use crate::context::{Context, Environment, Page};
+#[cfg(feature = "decide")]
 use crate::decide::{DecideError, DecideOptions, Decision, Feedback, CLICKED_EVENT, DISPLAYED_EVENT};
 use crate::delivery::{Delivery, DeliveryError, NextUpload, Outcome, Upload};
 use crate::event::{self, check_name, check_object, EventError, Kind, Parts};
 use crate::identity::{self, Device, Identity, Session, Touch};
+#[cfg(feature = "decide")]
 use crate::profile::{Profile, ProfileError, Remote};
 use crate::queue::{Queue, State};
+#[cfg(feature = "decide")]
 use crate::rules::{Rules, RulesError, RulesEvent, RulesFetch, RulesResponse};
 use crate::snapshot::{self, EventOut, SnapshotError};
 use crate::stats::Stats;
+#[cfg(feature = "decide")]
 use crate::sync::{ProfileFetch, ProfileResponse, Sync, SyncError};
 use crate::time::Millis;
 
@@ -184,22 +188,30 @@ pub struct Client {
     /// Counts `reset`s, so held events of a person who left never get the
     /// device id of whoever comes next.
     person: u64,
+    #[cfg(feature = "decide")]
     rules: Rules,
+    #[cfg(feature = "decide")]
     profile: Profile,
+    #[cfg(feature = "decide")]
     sync: Sync,
     /// Time of the first profile change not yet handed out for persisting.
+    #[cfg(feature = "decide")]
     profile_dirty_since: Option<Millis>,
     /// The stored profile must go (personalization denied, reset).
+    #[cfg(feature = "decide")]
     profile_remove: bool,
     /// Feedback already recorded, by decision id and kind, so a view that
     /// renders twice (React's strict mode) does not count twice against caps.
+    #[cfg(feature = "decide")]
     feedback_seen: VecDeque<(String, bool)>,
 }
 
 /// Feedback remembered for de-duplication.
+#[cfg(feature = "decide")]
 const FEEDBACK_SEEN: usize = 64;
 
 /// What a `decide` call asks besides the placement.
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, Copy)]
 pub struct DecideRequest<'a> {
     /// Decisions wanted (slots in the placement); at least one.
@@ -228,6 +240,7 @@ impl Client {
     /// [`Client::restore_device`]).
     pub fn new(config: Config, now: Millis, random: [u8; 16]) -> Result<Client, ConfigError> {
         config.validate()?;
+        #[cfg(feature = "decide")]
         let rules = Rules::new(config.rules.clone().unwrap_or_default(), Default::default(), now)
             .map_err(|e| ConfigError::Rules(e.to_string()))?;
         let consent = ConsentState::new(&config.consent);
@@ -248,11 +261,17 @@ impl Client {
             device_dirty: false,
             wipe: false,
             person: 0,
+            #[cfg(feature = "decide")]
             rules,
+            #[cfg(feature = "decide")]
             profile: Profile::new(config.profile.clone()),
+            #[cfg(feature = "decide")]
             sync: Sync::new(config.profile_sync.clone()),
+            #[cfg(feature = "decide")]
             profile_dirty_since: None,
+            #[cfg(feature = "decide")]
             profile_remove: false,
+            #[cfg(feature = "decide")]
             feedback_seen: VecDeque::new(),
             config,
         };
@@ -306,10 +325,12 @@ impl Client {
 
     /// What happened since the last call, oldest first.
     pub fn take_notices(&mut self) -> Vec<Notice> {
+        #[cfg(feature = "decide")]
         self.collect_rules_events();
         std::mem::take(&mut self.notices)
     }
 
+    #[cfg(feature = "decide")]
     fn collect_rules_events(&mut self) {
         for e in self.rules.take_events() {
             self.notices.push(match e {
@@ -434,6 +455,7 @@ impl Client {
         }
         self.context.set_consent(after);
         self.notices.push(Notice::ConsentChanged { consent: self.consent_view() });
+        #[cfg(feature = "decide")]
         if before.personalization == Choice::Granted && after.personalization != Choice::Granted {
             self.forget_profile();
         }
@@ -464,7 +486,9 @@ impl Client {
         self.device_dirty = true;
         self.identity_dirty = Dirty::Now;
         // Storage is in use again: what lived in memory only is stored now.
+        #[cfg(feature = "decide")]
         self.rules.mark_cache_dirty();
+        #[cfg(feature = "decide")]
         if self.profiling() && !self.profile.is_empty() {
             self.profile_dirty_since.get_or_insert(now);
         }
@@ -545,17 +569,20 @@ impl Client {
     /// The profile is kept while `personalization` is granted and decisions
     /// are in use (a `rules` configuration, or an artifact handed over):
     /// an SDK used only for analytics keeps no history at all.
+    #[cfg(feature = "decide")]
     fn profiling(&self) -> bool {
         self.consent.effective().personalization == Choice::Granted
             && (self.config.rules.is_some() || self.rules.is_ready())
     }
 
+    #[cfg(feature = "decide")]
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
 
     /// `personalization` went or the person left: the history goes, in
     /// memory and in storage.
+    #[cfg(feature = "decide")]
     fn forget_profile(&mut self) {
         self.profile.clear();
         self.profile.take_changed();
@@ -564,6 +591,7 @@ impl Client {
     }
 
     /// Counts an accepted event in the profile.
+    #[cfg(feature = "decide")]
     fn learn(&mut self, event: &str, properties: Option<&str>, name: Option<&str>, now: Millis) {
         if !self.profiling() {
             return;
@@ -584,6 +612,7 @@ impl Client {
 
     /// Takes the stored profile. Ignored unless `personalization` is
     /// granted; while it is denied the stored copy is deleted.
+    #[cfg(feature = "decide")]
     pub fn restore_profile(&mut self, bytes: &[u8]) -> Result<(), ProfileError> {
         match self.consent.effective().personalization {
             Choice::Granted => {}
@@ -602,6 +631,7 @@ impl Client {
     /// `personalization` consent, the placement's default offer and nothing
     /// read from the profile. Experiment variants are remembered in the
     /// profile, so they stay put when the artifact changes.
+    #[cfg(feature = "decide")]
     pub fn decide(
         &mut self,
         placement: &str,
@@ -617,6 +647,7 @@ impl Client {
     /// the order given: one context, one pass over the audiences, one
     /// crossing from JavaScript or Kotlin. An unknown placement fails the
     /// whole call.
+    #[cfg(feature = "decide")]
     pub fn decide_many(
         &mut self,
         placements: &[&str],
@@ -662,6 +693,7 @@ impl Client {
     /// and records `Offer Displayed`. `decision` is the decision's JSON as
     /// `decide` returned it. The same decision reported twice counts once;
     /// `Ok(None)` then.
+    #[cfg(feature = "decide")]
     pub fn displayed(
         &mut self,
         decision: &str,
@@ -672,6 +704,7 @@ impl Client {
     }
 
     /// The person clicked a decision: records `Offer Clicked` (once per decision).
+    #[cfg(feature = "decide")]
     pub fn clicked(
         &mut self,
         decision: &str,
@@ -681,6 +714,7 @@ impl Client {
         self.feedback(decision, true, now, random)
     }
 
+    #[cfg(feature = "decide")]
     fn feedback(
         &mut self,
         decision: &str,
@@ -718,11 +752,13 @@ impl Client {
     // ---- rules artifact ----------------------------------------------------
 
     /// Whether an artifact is loaded (`ready()`).
+    #[cfg(feature = "decide")]
     pub fn rules_ready(&self) -> bool {
         self.rules.is_ready()
     }
 
     /// The revision label of the artifact in use.
+    #[cfg(feature = "decide")]
     pub fn rules_revision(&self) -> Option<&str> {
         self.rules.engine().artifact().and_then(|a| a.revision.as_deref())
     }
@@ -732,6 +768,7 @@ impl Client {
     /// only while none is loaded, so a bundled copy never overrides a newer
     /// cached one. Returns whether it is in use now; on an error the
     /// previous artifact stays.
+    #[cfg(feature = "decide")]
     pub fn load_rules(
         &mut self,
         artifact: &str,
@@ -745,6 +782,7 @@ impl Client {
     }
 
     /// The cached artifact from the previous run (the `rules` slot).
+    #[cfg(feature = "decide")]
     pub fn restore_rules(&mut self, bytes: &[u8], now: Millis) -> Result<(), RulesError> {
         let r = self.rules.restore(bytes, now);
         self.collect_rules_events();
@@ -752,12 +790,14 @@ impl Client {
     }
 
     /// The next artifact request to perform, when one is due.
+    #[cfg(feature = "decide")]
     pub fn next_rules_fetch(&mut self, now: Millis) -> Option<RulesFetch> {
         self.rules.next_fetch(now)
     }
 
     /// Reports an artifact request; may return a follow-up request (the
     /// signature of a changed artifact) to perform at once.
+    #[cfg(feature = "decide")]
     pub fn rules_fetched(
         &mut self,
         id: u64,
@@ -771,6 +811,7 @@ impl Client {
     }
 
     /// Revalidates the artifact at once (the host's `refreshRules()`).
+    #[cfg(feature = "decide")]
     pub fn refresh_rules(&mut self, now: Millis) {
         self.rules.refresh(now);
     }
@@ -779,6 +820,7 @@ impl Client {
 
     /// The person's profile is fetched only with everything it needs:
     /// `personalization`, a profile in use, a user id and its token.
+    #[cfg(feature = "decide")]
     fn sync_wanted(&self) -> bool {
         self.sync.enabled()
             && self.profiling()
@@ -786,6 +828,7 @@ impl Client {
             && self.identity.user_token.is_some()
     }
 
+    #[cfg(feature = "decide")]
     fn sync_due(&self) -> Option<Millis> {
         if !self.sync_wanted() {
             return None;
@@ -795,6 +838,7 @@ impl Client {
 
     /// The next profile request to perform, when one is due. Its URL
     /// excludes the devices whose events this profile counted itself.
+    #[cfg(feature = "decide")]
     pub fn next_profile_fetch(&mut self, now: Millis) -> Option<ProfileFetch> {
         if self.sync_due().is_none_or(|t| t > now) {
             return None;
@@ -816,6 +860,7 @@ impl Client {
     /// the user, or arriving after consent went, is dropped unread. A
     /// refused token (401, 403) drops the collector's part and the token.
     /// `random` feeds the retry jitter.
+    #[cfg(feature = "decide")]
     pub fn profile_fetched(
         &mut self,
         id: u64,
@@ -860,6 +905,7 @@ impl Client {
 
     /// Fetches the person's profile at once (the host's `refreshProfile()`),
     /// unless one is in flight or nothing may be fetched.
+    #[cfg(feature = "decide")]
     pub fn refresh_profile(&mut self) {
         self.sync.refresh();
     }
@@ -880,6 +926,7 @@ impl Client {
             .and_then(|()| check_object("properties", properties, &self.config.limits));
         let props = self.counted(r)?;
         let id = self.record(Kind::Track { event }, props, None, None, now, random)?;
+        #[cfg(feature = "decide")]
         self.learn(event, props.map(RawValue::get), None, now);
         Ok(id)
     }
@@ -908,6 +955,7 @@ impl Client {
         }
         let merged = Some(event::object_json(&merged));
         let id = self.record(Kind::Page { name }, merged.as_deref(), None, None, now, random)?;
+        #[cfg(feature = "decide")]
         self.learn(PAGE_EVENT, merged.as_deref().map(RawValue::get), name, now);
         Ok(id)
     }
@@ -925,6 +973,7 @@ impl Client {
             .and_then(|()| check_object("properties", properties, limits));
         let props = self.counted(r)?;
         let id = self.record(Kind::Screen { name }, props, None, None, now, random)?;
+        #[cfg(feature = "decide")]
         self.learn(SCREEN_EVENT, props.map(RawValue::get), Some(name), now);
         Ok(id)
     }
@@ -985,19 +1034,24 @@ impl Client {
                 if previous.0 != self.identity.user_id {
                     // Another person: nothing of the previous one may be used
                     // for them, and the previous token is not theirs.
+                    #[cfg(feature = "decide")]
                     self.profile.clear_remote();
+                    #[cfg(feature = "decide")]
                     self.profile_dirty_since.get_or_insert(now);
                     self.identity.user_token = user_token.map(str::to_owned);
+                    #[cfg(feature = "decide")]
                     self.sync.restart();
                 } else if let Some(t) = user_token.filter(|t| self.identity.user_token.as_deref() != Some(t))
                 {
                     self.identity.user_token = Some(t.to_owned());
+                    #[cfg(feature = "decide")]
                     self.sync.restart();
                 }
                 self.identity_dirty = Dirty::Now;
             }
             _ => (self.identity.user_id, self.identity.ids) = previous,
         }
+        #[cfg(feature = "decide")]
         if let (Ok(_), Some(t)) = (&result, traits) {
             // The profile's traits follow `personalization`, not
             // `analytics`: they never leave the device. Traits past the
@@ -1045,9 +1099,11 @@ impl Client {
     pub fn reset(&mut self, now: Millis, random: [u8; 16]) {
         self.person += 1;
         self.identity.forget_person();
+        #[cfg(feature = "decide")]
         self.sync.restart();
         self.context.set_session(None);
         self.identity_dirty = Dirty::Now;
+        #[cfg(feature = "decide")]
         self.forget_profile();
         if self.analytics() == Choice::Granted {
             self.create_device(now, fork(random, b"reset"));
@@ -1279,12 +1335,20 @@ impl Client {
         } else {
             (None, None)
         };
-        [upload, self.persist_due(), beacon, self.rules.due(), self.sync_due()].into_iter().flatten().min()
+        #[cfg(feature = "decide")]
+        let (rules, sync) = (self.rules.due(), self.sync_due());
+        #[cfg(not(feature = "decide"))]
+        let (rules, sync) = (None, None);
+        [upload, self.persist_due(), beacon, rules, sync].into_iter().flatten().min()
     }
 
     fn persist_due(&self) -> Option<Millis> {
+        #[cfg(feature = "decide")]
+        let profile_remove = self.profile_remove;
+        #[cfg(not(feature = "decide"))]
+        let profile_remove = false;
         if self.wipe
-            || self.profile_remove
+            || profile_remove
             || (self.device_dirty && (self.may_store() || self.identity.device.is_none()))
         {
             return Some(0);
@@ -1298,8 +1362,12 @@ impl Client {
             Dirty::Now => Some(0),
             Dirty::Since(t) => Some(t.saturating_add(debounce)),
         };
+        #[cfg(feature = "decide")]
         let profile = self.profile_dirty_since.map(|t| t.saturating_add(debounce));
+        #[cfg(feature = "decide")]
         let rules = self.rules.cache_pending().then_some(0);
+        #[cfg(not(feature = "decide"))]
+        let (profile, rules) = (None, None);
         // An empty queue is written at once: it is cheap, and it means no
         // timer has to stay armed while nothing is queued.
         let queue = self.queue_dirty_since.map(|since| {
@@ -1325,8 +1393,12 @@ impl Client {
             out.device = Some(Store::Remove);
             out.profile = Some(Store::Remove);
             out.rules = Some(Store::Remove);
-            self.profile_remove = false;
+            #[cfg(feature = "decide")]
+            {
+                self.profile_remove = false;
+            }
         }
+        #[cfg(feature = "decide")]
         if std::mem::take(&mut self.profile_remove) {
             out.profile = Some(Store::Remove);
         }
@@ -1362,6 +1434,7 @@ impl Client {
             out.identity = Some(Store::Write(self.identity.encode()));
             self.identity_dirty = Dirty::Clean;
         }
+        #[cfg(feature = "decide")]
         if let Some(since) = self.profile_dirty_since {
             if !self.profiling() {
                 self.profile_dirty_since = None;
@@ -1371,6 +1444,7 @@ impl Client {
                 out.profile = Some(Store::Write(self.profile.to_bytes()));
             }
         }
+        #[cfg(feature = "decide")]
         if let Some(bytes) = self.rules.take_cache() {
             out.rules = Some(Store::Write(bytes));
         }

@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::consent::ConsentConfig;
 use crate::identity::IdentityConfig;
+#[cfg(feature = "decide")]
 use crate::profile::ProfileConfig;
+#[cfg(feature = "decide")]
 use crate::rules::RulesConfig;
+#[cfg(feature = "decide")]
 use crate::sync::SyncConfig;
 
 /// Why a configuration was refused. Refusing early beats a client that
@@ -167,13 +170,16 @@ pub struct Config {
     /// On-device decisions: where the rules artifact comes from. Without
     /// this section no profile is kept (nothing would read it), unless the
     /// host hands over an artifact.
+    #[cfg(feature = "decide")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<RulesConfig>,
     /// Bounds of the on-device history that decisions read.
+    #[cfg(feature = "decide")]
     #[serde(default)]
     pub profile: ProfileConfig,
     /// Fetching the person's profile from the collector after `identify`
     /// with a user token (see [`crate::sync`]).
+    #[cfg(feature = "decide")]
     #[serde(default)]
     pub profile_sync: SyncConfig,
 }
@@ -194,8 +200,11 @@ impl Config {
             retry: RetryConfig::default(),
             consent: ConsentConfig::default(),
             identity: IdentityConfig::default(),
+            #[cfg(feature = "decide")]
             rules: None,
+            #[cfg(feature = "decide")]
             profile: ProfileConfig::default(),
+            #[cfg(feature = "decide")]
             profile_sync: SyncConfig::default(),
         }
     }
@@ -238,13 +247,17 @@ impl Config {
         min("identity.deviceIdMaxAgeMs", self.identity.device_id_max_age_ms, 86_400_000)?;
         min("identity.sessionTimeoutMs", self.identity.session_timeout_ms, 1_000)?;
         min("identity.sessionMaxMs", self.identity.session_max_ms, 60_000)?;
+        #[cfg(feature = "decide")]
         if let Some(r) = &self.rules {
             r.validate().map_err(|e| ConfigError::Rules(e.to_string()))?;
             min("rules.refreshIntervalMs", r.refresh_interval_ms, 1_000)?;
             min("rules.retryMs", r.retry_ms, 100)?;
         }
+        #[cfg(feature = "decide")]
         self.profile_sync.validate().map_err(|e| ConfigError::Sync(e.to_string()))?;
+        #[cfg(feature = "decide")]
         min("profileSync.refreshIntervalMs", self.profile_sync.refresh_interval_ms, 1_000)?;
+        #[cfg(feature = "decide")]
         min("profileSync.retryMs", self.profile_sync.retry_ms, 100)?;
         if let Err((field, value)) = self.consent.validate() {
             return Err(ConfigError::TcfPurpose { field, value });

@@ -14,14 +14,20 @@
 //! headers. With a public key configured, the signature is fetched whenever
 //! the artifact changed, and an artifact without a good one is refused.
 
+#[cfg(feature = "decide")]
 use base64::Engine as _;
+#[cfg(feature = "decide")]
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "decide")]
 use crate::artifact::{self, ArtifactError};
+#[cfg(feature = "decide")]
 use crate::decide::Engine;
+#[cfg(feature = "decide")]
 use crate::time::Millis;
 
 /// The configuration's `rules` section.
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct RulesConfig {
@@ -39,6 +45,7 @@ pub struct RulesConfig {
     pub retry_ms: u64,
 }
 
+#[cfg(feature = "decide")]
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
@@ -51,6 +58,7 @@ impl Default for RulesConfig {
     }
 }
 
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RulesError {
     #[error("rules.publicKey must be base64 of a 32-byte Ed25519 key: {0}")]
@@ -67,6 +75,7 @@ pub enum RulesError {
     UnknownFetch(u64),
 }
 
+#[cfg(feature = "decide")]
 impl RulesError {
     /// A stable code for hosts on every platform.
     pub fn kind(&self) -> &'static str {
@@ -83,6 +92,7 @@ impl RulesError {
     }
 }
 
+#[cfg(feature = "decide")]
 impl RulesConfig {
     pub(crate) fn validate(&self) -> Result<Option<Vec<u8>>, RulesError> {
         for u in [&self.url, &self.signature_url].into_iter().flatten() {
@@ -103,6 +113,7 @@ impl RulesConfig {
 
 /// A request the binding must perform: a plain GET, with `If-None-Match`
 /// when `etag` is set.
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RulesFetch {
     pub id: u64,
@@ -124,12 +135,14 @@ pub enum RulesResponse<'a> {
 }
 
 /// What happened to the artifact in use, for the host (`ready()`, errors).
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RulesEvent {
     Loaded { revision: Option<String> },
     Rejected { kind: &'static str, message: String },
 }
 
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Cached {
     v: u64,
@@ -143,8 +156,10 @@ struct Cached {
     body: String,
 }
 
+#[cfg(feature = "decide")]
 const CACHE_VERSION: u64 = 1;
 
+#[cfg(feature = "decide")]
 #[derive(Debug)]
 struct Current {
     body: String,
@@ -153,6 +168,7 @@ struct Current {
     at: Millis,
 }
 
+#[cfg(feature = "decide")]
 #[derive(Debug)]
 enum Flight {
     Artifact(u64),
@@ -160,6 +176,7 @@ enum Flight {
     Signature(u64, String, Option<String>),
 }
 
+#[cfg(feature = "decide")]
 #[derive(Debug)]
 pub struct Rules {
     config: RulesConfig,
@@ -173,6 +190,7 @@ pub struct Rules {
     events: Vec<RulesEvent>,
 }
 
+#[cfg(feature = "decide")]
 impl Rules {
     pub fn new(config: RulesConfig, limits: artifact::Limits, now: Millis) -> Result<Rules, RulesError> {
         let key = config.validate()?;
@@ -397,6 +415,7 @@ impl Rules {
     }
 }
 
+#[cfg(feature = "decide")]
 fn decode_signature(s: &str) -> Result<Vec<u8>, RulesError> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(s.trim())
@@ -407,5 +426,6 @@ fn decode_signature(s: &str) -> Result<Vec<u8>, RulesError> {
     Ok(raw)
 }
 
+#[cfg(feature = "decide")]
 #[cfg(test)]
 mod tests;

@@ -15,12 +15,16 @@
 //! interval. Offline, the last answer stays in use (it is stored inside the
 //! profile).
 
+#[cfg(feature = "decide")]
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "decide")]
 use crate::profile::ProfileError;
+#[cfg(feature = "decide")]
 use crate::time::Millis;
 
 /// The configuration's `profileSync` section.
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncConfig {
@@ -34,12 +38,14 @@ pub struct SyncConfig {
     pub retry_ms: u64,
 }
 
+#[cfg(feature = "decide")]
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig { enabled: true, url: None, refresh_interval_ms: 10 * 60_000, retry_ms: 30_000 }
     }
 }
 
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SyncError {
     #[error("profileSync.url must be an absolute http(s) URL without spaces")]
@@ -52,6 +58,7 @@ pub enum SyncError {
     UnknownFetch(u64),
 }
 
+#[cfg(feature = "decide")]
 impl SyncError {
     /// A stable code for hosts on every platform.
     pub fn kind(&self) -> &'static str {
@@ -64,6 +71,7 @@ impl SyncError {
     }
 }
 
+#[cfg(feature = "decide")]
 impl SyncConfig {
     pub(crate) fn validate(&self) -> Result<(), SyncError> {
         if let Some(u) = &self.url {
@@ -78,6 +86,7 @@ impl SyncConfig {
 
 /// A request the binding must perform: a GET with
 /// `Authorization: Bearer <token>`.
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileFetch {
     pub id: u64,
@@ -97,6 +106,7 @@ pub enum ProfileResponse<'a> {
 
 /// The fetch schedule. What is fetched for whom is the client's: it builds
 /// the URL and takes the answer.
+#[cfg(feature = "decide")]
 #[derive(Debug)]
 pub(crate) struct Sync {
     config: SyncConfig,
@@ -112,6 +122,7 @@ pub(crate) struct Sync {
     next_id: u64,
 }
 
+#[cfg(feature = "decide")]
 impl Sync {
     pub(crate) fn new(config: SyncConfig) -> Sync {
         Sync { config, flight: None, asap: false, retry_at: None, failures: 0, refused: false, next_id: 1 }
@@ -213,6 +224,7 @@ impl Sync {
 
 /// Query-component encoding: everything but RFC 3986's unreserved
 /// characters, byte by byte of the UTF-8.
+#[cfg(feature = "decide")]
 fn percent_encode(text: &str, out: &mut String) {
     let hex = |n: u8| char::from_digit(u32::from(n), 16).map_or('0', |c| c.to_ascii_uppercase());
     for b in text.bytes() {
@@ -226,6 +238,7 @@ fn percent_encode(text: &str, out: &mut String) {
     }
 }
 
+#[cfg(feature = "decide")]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,11 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use sdk_core::{
-    Client, Millis, NextUpload, Notice, Outcome, Persist, ProfileFetch, RulesFetch, Store as Slot, Transport,
-    Upload,
-};
+use sdk_core::{Client, Millis, NextUpload, Notice, Outcome, Persist, Store as Slot, Transport, Upload};
+#[cfg(feature = "decide")]
+use sdk_core::{ProfileFetch, RulesFetch};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "decide")]
 use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -48,10 +48,12 @@ pub struct WebOptions {
     pub tcf_api: bool,
     /// An artifact shipped with the page, used until a cached or fetched one
     /// is in use (never over one).
+    #[cfg(feature = "decide")]
     pub rules: Option<InlineRules>,
 }
 
 /// `rules` of the browser options.
+#[cfg(feature = "decide")]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InlineRules {
@@ -62,6 +64,7 @@ pub struct InlineRules {
     pub signature: Option<String>,
 }
 
+#[cfg(feature = "decide")]
 impl InlineRules {
     fn text(&self) -> Option<String> {
         let raw = self.artifact.as_ref()?.get();
@@ -101,6 +104,7 @@ impl Default for WebOptions {
             cookie_name: "tl_did".into(),
             cookie_domain: "auto".into(),
             tcf_api: true,
+            #[cfg(feature = "decide")]
             rules: None,
         }
     }
@@ -158,6 +162,7 @@ pub struct Driver {
     timer: Option<(Millis, Timeout)>,
     flush_waiters: Vec<Function>,
     ready_waiters: Vec<ReadyWaiter>,
+    #[cfg(feature = "decide")]
     next_waiter: u32,
     keepalive_bytes: usize,
     /// Bytes handed to sendBeacon since the page was last visible: the
@@ -324,6 +329,7 @@ impl Driver {
     /// hears them in a microtask: never while we are borrowed, never inside
     /// the host's own call. Without a callback they are dropped.
     fn collect_notices(&mut self, shared: &Shared) {
+        #[cfg(feature = "decide")]
         self.wake_ready();
         let notices = self.core.take_notices();
         if notices.is_empty() {
@@ -379,6 +385,7 @@ impl Driver {
     /// Resolves the pending `ready()` promises once an artifact is in use.
     /// Resolving with a plain value runs no host code, so this is safe
     /// inside our borrow.
+    #[cfg(feature = "decide")]
     fn wake_ready(&mut self) {
         if self.ready_waiters.is_empty() || !self.core.rules_ready() {
             return;
@@ -390,6 +397,7 @@ impl Driver {
 
     /// The stored profile and the cached artifact, after the device record
     /// (whose consent decides whether the profile may be read).
+    #[cfg(feature = "decide")]
     fn load_decisions(&mut self, now: Millis) {
         let pkey = self.key("profile");
         if let Some(stored) = self.store.get(&pkey) {
@@ -444,6 +452,7 @@ impl Driver {
             self.web.discarded_snapshots += 1;
             self.store.remove(&qkey);
         }
+        #[cfg(feature = "decide")]
         self.load_decisions(now);
     }
 
@@ -542,6 +551,7 @@ pub fn drive(shared: &Shared) {
     let now = now_ms();
     let mut uploads = Vec::new();
     let mut resolved = Vec::new();
+    #[cfg(feature = "decide")]
     let (rules, profile);
     {
         let Ok(mut d) = shared.try_borrow_mut() else { return };
@@ -551,8 +561,11 @@ pub fn drive(shared: &Shared) {
         while let NextUpload::Upload(u) = d.core.next_upload(now) {
             uploads.push(u);
         }
-        rules = d.core.next_rules_fetch(now);
-        profile = d.core.next_profile_fetch(now);
+        #[cfg(feature = "decide")]
+        {
+            rules = d.core.next_rules_fetch(now);
+            profile = d.core.next_profile_fetch(now);
+        }
         d.persist(now, false);
         if uploads.is_empty() && d.core.uploads_in_flight() == 0 {
             resolved = std::mem::take(&mut d.flush_waiters);
@@ -563,9 +576,11 @@ pub fn drive(shared: &Shared) {
     for u in uploads {
         wasm_bindgen_futures::spawn_local(send(shared.clone(), u));
     }
+    #[cfg(feature = "decide")]
     if let Some(f) = rules {
         wasm_bindgen_futures::spawn_local(fetch_rules(shared.clone(), f));
     }
+    #[cfg(feature = "decide")]
     if let Some(f) = profile {
         wasm_bindgen_futures::spawn_local(fetch_profile(shared.clone(), f));
     }
@@ -576,6 +591,7 @@ pub fn drive(shared: &Shared) {
 
 /// Performs a rules request the core asked for, and at once the follow-up
 /// it may return (the signature of a changed artifact).
+#[cfg(feature = "decide")]
 async fn fetch_rules(shared: Shared, first: RulesFetch) {
     let mut next = Some(first);
     while let Some(f) = next.take() {
@@ -597,6 +613,7 @@ async fn fetch_rules(shared: Shared, first: RulesFetch) {
 /// (the profile, a refused token, a network error) is the core's to judge;
 /// the page hears of it only through the `profileSync` /
 /// `profileSyncRefused` notices, never as a thrown error.
+#[cfg(feature = "decide")]
 async fn fetch_profile(shared: Shared, f: ProfileFetch) {
     let Ok(timeout) = shared.try_borrow().map(|d| d.opts.request_timeout_ms) else { return };
     let bearer = format!("Bearer {}", f.token);
@@ -616,6 +633,7 @@ async fn fetch_profile(shared: Shared, f: ProfileFetch) {
 
 /// `ready()`: resolves `true` once an artifact is in use, `false` when
 /// `timeout_ms` passes first or the client is closed; never rejects.
+#[cfg(feature = "decide")]
 pub fn ready(shared: &Shared, timeout_ms: Option<f64>) -> js_sys::Promise {
     let weak = Rc::downgrade(shared);
     js_sys::Promise::new(&mut |resolve, _| {
@@ -738,6 +756,7 @@ pub async fn start(mut core: Client, opts: WebOptions, mut rand: RandomPool) -> 
         timer: None,
         flush_waiters: Vec::new(),
         ready_waiters: Vec::new(),
+        #[cfg(feature = "decide")]
         next_waiter: 0,
         keepalive_bytes: 0,
         beacon_bytes: 0,
@@ -757,6 +776,7 @@ pub async fn start(mut core: Client, opts: WebOptions, mut rand: RandomPool) -> 
         }
         let now = now_ms();
         d.load_stored(now, false);
+        #[cfg(feature = "decide")]
         // Only while nothing is loaded: the cache restored above may be newer.
         if let Some(inline) = d.opts.rules.take() {
             if let Some(text) = inline.text() {
@@ -872,11 +892,17 @@ fn on_storage(shared: &Shared, e: Event) {
             // Its removal comes with a consent change, heard through the
             // device record.
             let Some(stored) = e.new_value() else { return };
+            #[cfg(feature = "decide")]
             let _ = d.core.restore_profile(stored.as_bytes());
+            #[cfg(not(feature = "decide"))]
+            let _ = stored;
         } else if key == d.key("rules") {
             // Taken only if newer than the artifact in use (the core decides).
             let Some(stored) = e.new_value() else { return };
+            #[cfg(feature = "decide")]
             let _ = d.core.restore_rules(stored.as_bytes(), now);
+            #[cfg(not(feature = "decide"))]
+            let _ = stored;
         } else {
             return;
         }

@@ -14,11 +14,16 @@ mod scenario;
 mod tabs;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests;
+// Without decisions nothing GETs (rules, profile): that half goes unused.
+#[cfg_attr(not(feature = "decide"), allow(dead_code))]
 mod transport;
 
 use js_sys::{Function, Promise, RangeError, Reflect, TypeError};
+#[cfg(feature = "decide")]
 use sdk_core::client::DecideRequest;
-use sdk_core::{Client, Config, ConsentError, DecideError, EventError};
+#[cfg(feature = "decide")]
+use sdk_core::DecideError;
+use sdk_core::{Client, Config, ConsentError, EventError};
 use wasm_bindgen::prelude::*;
 
 use crate::driver::{Shared, WebOptions};
@@ -46,6 +51,14 @@ fn kind_error(kind: &str, message: &str) -> JsValue {
     let e: JsValue = TypeError::new(&format!("threadline: {message}")).into();
     let _ = Reflect::set(&e, &JsValue::from_str("kind"), &JsValue::from_str(kind));
     e
+}
+
+/// A method of on-device decisions called on the analytics-only build
+/// (sdk-wasm without its `decide` feature). `_args` takes the call's
+/// arguments, which that build has no use for.
+#[cfg(not(feature = "decide"))]
+fn unavailable<T>(kind: &str, _args: T) -> JsValue {
+    kind_error(kind, "on-device decisions are not in this build of Threadline (analytics only)")
 }
 
 fn busy() -> JsValue {
@@ -221,7 +234,15 @@ impl Threadline {
     /// Resolves `true` as soon as a rules artifact is in use, `false` when
     /// `timeout_ms` passes first (no timeout: waits); never rejects.
     pub fn ready(&self, timeout_ms: Option<f64>) -> Promise {
-        driver::ready(&self.shared, timeout_ms)
+        #[cfg(feature = "decide")]
+        {
+            driver::ready(&self.shared, timeout_ms)
+        }
+        #[cfg(not(feature = "decide"))]
+        {
+            let _ = timeout_ms;
+            Promise::resolve(&JsValue::FALSE)
+        }
     }
 
     /// The offers for `placement` now, as a JSON array of decisions; `[]`
@@ -251,6 +272,7 @@ impl Threadline {
         self.decide_json(&placements, max, context, true)
     }
 
+    #[cfg(feature = "decide")]
     fn decide_json(
         &self,
         placements: &[&str],
@@ -314,20 +336,28 @@ impl Threadline {
     /// artifact is a `TypeError` with `kind` and the previous one stays.
     #[wasm_bindgen(js_name = loadRules)]
     pub fn load_rules(&self, artifact: &str, signature: Option<String>) -> Result<bool, JsValue> {
-        let out = {
-            let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
-            let now = browser::now_ms();
-            let r = d.core.load_rules(artifact, signature.as_deref(), true, now);
-            d.after_call(&self.shared, now);
-            r.map_err(|e| kind_error(e.kind(), &e.to_string()))?
-        };
-        driver::drive(&self.shared);
-        Ok(out)
+        #[cfg(not(feature = "decide"))]
+        {
+            Err(unavailable("rules.unavailable", (artifact, signature)))
+        }
+        #[cfg(feature = "decide")]
+        {
+            let out = {
+                let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
+                let now = browser::now_ms();
+                let r = d.core.load_rules(artifact, signature.as_deref(), true, now);
+                d.after_call(&self.shared, now);
+                r.map_err(|e| kind_error(e.kind(), &e.to_string()))?
+            };
+            driver::drive(&self.shared);
+            Ok(out)
+        }
     }
 
     /// Revalidates the artifact with its server now (when `rules.url` is set).
     #[wasm_bindgen(js_name = refreshRules)]
     pub fn refresh_rules(&self) {
+        #[cfg(feature = "decide")]
         if let Ok(mut d) = self.shared.try_borrow_mut() {
             d.core.refresh_rules(browser::now_ms());
         }
@@ -338,6 +368,7 @@ impl Threadline {
     /// person did something elsewhere, say), if it may be fetched at all.
     #[wasm_bindgen(js_name = refreshProfile)]
     pub fn refresh_profile(&self) {
+        #[cfg(feature = "decide")]
         if let Ok(mut d) = self.shared.try_borrow_mut() {
             d.core.refresh_profile();
         }
@@ -347,7 +378,14 @@ impl Threadline {
     /// The `revision` of the artifact in use.
     #[wasm_bindgen(js_name = rulesRevision)]
     pub fn rules_revision(&self) -> Option<String> {
-        self.shared.try_borrow().ok().and_then(|d| d.core.rules_revision().map(str::to_owned))
+        #[cfg(not(feature = "decide"))]
+        {
+            None
+        }
+        #[cfg(feature = "decide")]
+        {
+            self.shared.try_borrow().ok().and_then(|d| d.core.rules_revision().map(str::to_owned))
+        }
     }
 
     /// Stores what is still queued for the next page and stops listening.
@@ -365,6 +403,7 @@ impl Threadline {
 }
 
 impl Threadline {
+    #[cfg(feature = "decide")]
     fn feedback(&self, decision: &str, click: bool) -> Result<Option<String>, JsValue> {
         let mut d = self.shared.try_borrow_mut().map_err(|_| busy())?;
         let now = browser::now_ms();
@@ -377,6 +416,25 @@ impl Threadline {
         .map_err(event_error)?;
         d.after_call(&self.shared, now);
         Ok(id)
+    }
+
+    /// The analytics-only build has no decisions: `decide`, `decideMany`,
+    /// `displayed` and `clicked` are a `TypeError` with `kind`
+    /// `decide.unavailable` (the host loaded the wrong build).
+    #[cfg(not(feature = "decide"))]
+    fn decide_json<T>(
+        &self,
+        placements: &[&str],
+        max: Option<u32>,
+        context: T,
+        many: bool,
+    ) -> Result<String, JsValue> {
+        Err(unavailable("decide.unavailable", (placements, max, context, many)))
+    }
+
+    #[cfg(not(feature = "decide"))]
+    fn feedback(&self, decision: &str, click: bool) -> Result<Option<String>, JsValue> {
+        Err(unavailable("decide.unavailable", (decision, click)))
     }
 
     /// A consent or identity change: storage work happens before the call
