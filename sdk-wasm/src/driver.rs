@@ -165,6 +165,10 @@ pub struct Driver {
     #[cfg(feature = "decide")]
     next_waiter: u32,
     keepalive_bytes: usize,
+    /// Uploads handed to [`send`] whose request has not started (their gzip
+    /// is still running): if the page is left meanwhile, their events go
+    /// with the unload path instead, and `send` drops them.
+    unstarted: Vec<u64>,
     /// Bytes handed to sendBeacon since the page was last visible: the
     /// browser's 64 KiB budget covers them until they are sent.
     beacon_bytes: usize,
@@ -496,6 +500,12 @@ impl Driver {
             return started;
         }
         if self.opts.beacon_on_hide && browser::online() {
+            // Uploads still being gzipped would start after the page is gone:
+            // their events go now, with the rest.
+            for id in std::mem::take(&mut self.unstarted) {
+                let r = self.rand.u32();
+                let _ = self.core.upload_finished(id, Outcome::NotSent, now, r);
+            }
             let compress = self.opts.compress;
             let mut gzip = |b: &[u8]| if compress { transport::gzip_now(b) } else { None };
             loop {
@@ -559,6 +569,7 @@ pub fn drive(shared: &Shared) {
             return;
         }
         while let NextUpload::Upload(u) = d.core.next_upload(now) {
+            d.unstarted.push(u.id);
             uploads.push(u);
         }
         #[cfg(feature = "decide")]
@@ -688,6 +699,13 @@ async fn send(shared: Shared, upload: Upload) {
             }
         }
     }
+    if let Ok(mut d) = shared.try_borrow_mut() {
+        let Some(pos) = d.unstarted.iter().position(|&id| id == upload.id) else {
+            // The page was hidden meanwhile: the unload path took the events.
+            return;
+        };
+        d.unstarted.swap_remove(pos);
+    }
     let keepalive = match shared.try_borrow_mut() {
         Ok(mut d) if d.keepalive_bytes + body.len() <= KEEPALIVE_BUDGET => {
             d.keepalive_bytes += body.len();
@@ -759,6 +777,7 @@ pub async fn start(mut core: Client, opts: WebOptions, mut rand: RandomPool) -> 
         #[cfg(feature = "decide")]
         next_waiter: 0,
         keepalive_bytes: 0,
+        unstarted: Vec::new(),
         beacon_bytes: 0,
         compress: opts.compress,
         closed: false,

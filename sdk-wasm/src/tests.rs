@@ -394,6 +394,34 @@ async fn pagehide_sends_a_tail_too_big_for_beacons_gzipped_with_keepalive() {
 }
 
 #[wasm_bindgen_test]
+async fn an_upload_still_gzipping_at_pagehide_leaves_with_the_unload_path_once() {
+    clear_storage();
+    stub_fetch();
+    stub_beacon(true);
+    let t = client("tl-u", r#"{"maxAgeMs":60000}"#).await;
+    let ids: Vec<_> = (0..150).map(|i| t.track("E", Some(format!(r#"{{"i":{i}}}"#))).unwrap()).collect();
+    // A full batch is due: its upload is handed out and starts gzipping...
+    crate::driver::drive(&t.shared);
+    assert!(stats(&t)["inFlight"].as_u64().unwrap() > 0);
+    // ... and the page is left before the gzip answers.
+    fire_pagehide();
+    for _ in 0..100 {
+        let s = stats(&t);
+        if s["delivered"].as_u64().unwrap() + s["unconfirmed"].as_u64().unwrap() == 150 {
+            break;
+        }
+        sleep(20).await;
+    }
+    sleep(100).await;
+    let mut got: Vec<String> = calls().iter().flat_map(|c| ids_in(c["text"].as_str().unwrap())).collect();
+    let beacons: Vec<serde_json::Value> =
+        serde_json::from_str(&beacon_texts().await.as_string().unwrap()).unwrap();
+    got.extend(beacons.iter().flat_map(|b| ids_in(b["text"].as_str().unwrap())));
+    assert_eq!(got, ids, "every event once, in order: the abandoned upload was not sent as well");
+    t.close();
+}
+
+#[wasm_bindgen_test]
 fn gzip_now_frames_deflate_with_the_standard_trailer() {
     // "123456789" is CRC-32's published check input: its CRC is 0xCBF43926.
     let z = transport::gzip_now(b"123456789").unwrap();

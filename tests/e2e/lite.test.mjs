@@ -31,7 +31,7 @@ test('the lite build tracks and delivers; decisions refuse with a typed error', 
     const c = window.client;
     const ids = [];
     for (let i = 0; i < 20; i++) ids.push(c.track('Lite Test', { i }));
-    ids.push(c.page({ name: 'Home' }));
+    ids.push(c.page('Home'));
     ids.push(c.identify('user-lite', { plan: 'free' }));
     const refusal = (f) => {
       try {
